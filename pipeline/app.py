@@ -1,0 +1,59 @@
+"""The one Faust app, built from settings; agents, tables and views attach to it.
+
+Everything process-wide is made here once: settings, the validated domain
+configuration, the metrics registry shared with Faust's own sensor, and the
+topics. Agents import what they need from this module.
+"""
+
+from __future__ import annotations
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+
+from pipeline import topics
+from pipeline.config import load_config
+from pipeline.metrics import Metrics
+from pipeline.settings import get_settings
+
+settings = get_settings()
+config = load_config(settings.config_path)
+registry = CollectorRegistry()
+metrics = Metrics(registry, config)
+
+app = faust.App(
+    settings.app_id,
+    broker=settings.broker_url,
+    store=settings.store,
+    datadir=str(settings.data_dir),
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=settings.topic_replication,
+    # Topics are created by pipeline.topics.ensure_topics; Faust creates only its
+    # own internal ones (changelogs).
+    topic_allow_declare=True,
+    # 0 standbys: each worker's table holds exactly the partitions it owns, so
+    # its gauges can be summed across workers without double counting.
+    table_standby_replicas=0,
+    web_bind=settings.web_host,
+    web_port=settings.web_port,
+    web_host=settings.web_host,
+    # Offsets are committed often so a restarted worker repeats little; the
+    # state is idempotent, so what it repeats changes nothing.
+    broker_commit_every=1000,
+    broker_commit_interval=1.0,
+    stream_wait_empty=False,  # faust#133: may loop forever on shutdown otherwise
+    consumer_auto_offset_reset="earliest",
+)
+setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+
+
+def _bytes_topic(base: str) -> faust.TopicT:
+    """A topic read and written as raw bytes: decoding is ours, so bad bytes never crash Faust."""
+    return app.topic(topics.topic_name(settings, base), key_type=bytes, value_type=bytes,
+                     key_serializer="raw", value_serializer="raw",
+                     partitions=settings.topic_partitions)
+
+
+raw_topic = _bytes_topic(topics.RAW)
+events_topic = _bytes_topic(topics.EVENTS)
+dead_letter_topic = _bytes_topic(topics.DEAD_LETTER)

@@ -1,0 +1,157 @@
+"""The domain configuration: grades and their targets, areas, terminal band, windows.
+
+Forces grade differently (1-5, P1-P4, I/S), so none of this lives in code. The
+file is TOML, validated with pydantic; any mistake raises :class:`ConfigError`
+naming the file and the line at fault, so a worker never starts half-configured.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import ConfigError
+
+CODE_PATTERN = r"^[A-Za-z0-9_-]{1,16}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Force(_Strict):
+    name: str = Field(min_length=1)
+
+
+class Grade(_Strict):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str = Field(min_length=1)
+    attend_within_seconds: int | None = Field(default=None, gt=0)
+    attend_within_seconds_rural: int | None = Field(default=None, gt=0)
+    clock_starts_at: Literal["call", "dispatch"] = "call"
+
+
+class Area(_Strict):
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = Field(min_length=1)
+    rural: bool = False
+
+
+class Terminals(_Strict):
+    band_low: int = Field(default=20, ge=0)
+    band_high: int = Field(default=50, gt=0)
+
+    @model_validator(mode="after")
+    def _band_ordered(self) -> Terminals:
+        if self.band_low >= self.band_high:
+            raise ValueError("band_low must be below band_high")
+        return self
+
+
+class Windows(_Strict):
+    sizes_seconds: list[int] = Field(default=[60, 900, 3600], min_length=1)
+    grace_seconds: int = Field(default=300, ge=0)
+
+
+class DemandConfig(_Strict):
+    force: Force
+    grades: list[Grade] = Field(min_length=1)
+    areas: list[Area] = Field(min_length=1)
+    terminals: Terminals = Terminals()
+    windows: Windows = Windows()
+
+    @model_validator(mode="after")
+    def _codes_unique(self) -> DemandConfig:
+        for kind, codes in (("grade", [g.code for g in self.grades]),
+                            ("area", [a.code for a in self.areas])):
+            seen: set[str] = set()
+            for code in codes:
+                if code in seen:
+                    raise ValueError(f"{kind} code {code!r} appears twice")
+                seen.add(code)
+        return self
+
+    @cached_property
+    def grade_codes(self) -> frozenset[str]:
+        return frozenset(g.code for g in self.grades)
+
+    @cached_property
+    def area_codes(self) -> frozenset[str]:
+        return frozenset(a.code for a in self.areas)
+
+    def grade(self, code: str) -> Grade:
+        for g in self.grades:
+            if g.code == code:
+                return g
+        raise KeyError(code)
+
+
+def default_config_text() -> str:
+    """The shipped default configuration (UK-style grading)."""
+    return resources.files("pipeline").joinpath("defaults/demand.toml").read_text("utf-8")
+
+
+def load_config(path: str | Path | None = None) -> DemandConfig:
+    """Load and validate the configuration file (the shipped default if ``path`` is None)."""
+    if path is None:
+        return parse_config(default_config_text(), "<default demand.toml>")
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read configuration: {exc.strerror}") from exc
+    return parse_config(text, str(p))
+
+
+def parse_config(text: str, origin: str) -> DemandConfig:
+    """Parse and validate configuration text; errors name ``origin`` and the line."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
+    try:
+        return DemandConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        line = locate_line(text, loc)
+        raise ConfigError(f"{origin}, line {line or '?'}: {where}: {err['msg']}") from exc
+
+
+def locate_line(text: str, loc: tuple[object, ...]) -> int | None:
+    """Best-effort line number of the TOML key a validation error points at.
+
+    Walks table headers (``[x]`` and ``[[x]]`` with their array index) and
+    ``key = value`` lines; returns the key's line, else its table's line.
+    """
+    if not loc:
+        return None
+    table = str(loc[0])
+    index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    rest = loc[2:] if index is not None else loc[1:]
+    key = str(rest[0]) if rest else None
+    seen = -1
+    table_line: int | None = None
+    in_table = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            name = stripped.strip("[] ")
+            in_table = False
+            if name == table:
+                seen += 1
+                if index is None or seen == index:
+                    in_table, table_line = True, number
+            continue
+        if in_table and key and stripped.split("=", 1)[0].strip() == key:
+            return number
+        if table_line is None and not stripped.startswith("#") and \
+                stripped.split("=", 1)[0].strip() == table:
+            return number
+    return table_line

@@ -1,0 +1,51 @@
+"""Process settings: where Kafka is, ports, store, paths. One typed object.
+
+Read from the environment (prefix ``DEMANDFLOW_``) once, by :func:`get_settings`.
+No other module reads the environment or names a broker. The domain
+configuration (grades, areas...) is a separate validated file: see config.py.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_BOOTSTRAP = "127.0.0.1:9092"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEMANDFLOW_", extra="ignore")
+
+    # Kafka. Setting this to an existing cluster is all a user with one needs:
+    # `make demo` then starts no local broker.
+    bootstrap_servers: str = LOCAL_BOOTSTRAP
+    app_id: str = Field(default="demandflow", pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    # Namespaces every topic (e.g. per test run or per environment); empty in production.
+    topic_prefix: str = Field(default="", pattern=r"^[a-z0-9._-]*$")
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+
+    # Worker.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    store: str = "memory://"
+    data_dir: Path = Path(".run/worker-data")
+    config_path: Path | None = None  # None: the shipped default demand.toml
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Dedup memory per incident (event ids remembered); more than any lifecycle has.
+    dedup_per_incident: int = Field(default=256, ge=16)
+    log_level: str = "info"
+
+    @property
+    def broker_url(self) -> str:
+        """The Faust broker URL list for ``bootstrap_servers``."""
+        return ";".join(f"kafka://{h.strip()}" for h in self.bootstrap_servers.split(","))
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

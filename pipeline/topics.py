@@ -1,0 +1,98 @@
+"""Topic names and layouts: a public contract, declared in one place.
+
+Names follow ``<domain>.<event>.v<N>`` (docs/topics.md). Every topic is
+created explicitly, with the same partition count as the tables fed from it:
+broker auto-creation is off, because a source topic and a changelog with
+different partition counts stop Faust (``PartitionsMismatch``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from pipeline.errors import KafkaSetupError
+from pipeline.settings import Settings
+
+RAW = "incidents.raw.v1"
+EVENTS = "incidents.events.v1"
+DEAD_LETTER = "incidents.deadletter.v1"
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+SPECS: tuple[TopicSpec, ...] = (
+    TopicSpec(RAW, {"retention.ms": str(WEEK_MS)}),
+    TopicSpec(EVENTS, {"retention.ms": str(WEEK_MS)}),
+    # Dead letters are kept longer: someone has to look at them.
+    TopicSpec(DEAD_LETTER, {"retention.ms": str(4 * WEEK_MS)}),
+)
+
+
+def topic_name(settings: Settings, base: str) -> str:
+    """The full name of ``base`` in this deployment (prefix applied)."""
+    return f"{settings.topic_prefix}{base}"
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create any missing topic; return the names created.
+
+    An existing topic with a different partition count is an error rather than
+    something to paper over: its changelogs would not line up.
+    """
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers.split(","),
+            client_id=f"{settings.app_id}-admin",
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+    except KafkaError as exc:
+        raise KafkaSetupError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    try:
+        wanted = {topic_name(settings, s.name): s for s in SPECS}
+        existing = set(admin.list_topics())
+        created = []
+        for name, spec in wanted.items():
+            if name in existing:
+                continue
+            try:
+                admin.create_topics(
+                    [NewTopic(name, settings.topic_partitions, settings.topic_replication,
+                              topic_configs=spec.config)],
+                    timeout_ms=int(timeout_s * 1000),
+                )
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass  # another process created it meanwhile
+        _check_partitions(admin, list(wanted), settings.topic_partitions)
+        return created
+    except KafkaError as exc:
+        raise KafkaSetupError(f"creating topics failed: {exc}") from exc
+    finally:
+        admin.close()
+
+
+def _check_partitions(admin: KafkaAdminClient, names: list[str], expected: int) -> None:
+    # A topic created a moment ago may report no partitions until its metadata
+    # has propagated: ask again for a few seconds before judging.
+    deadline = time.monotonic() + 10.0
+    while True:
+        counts = {d["name"]: len(d.get("partitions") or []) for d in admin.describe_topics(names)}
+        if all(counts.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for name, count in counts.items():
+        if count != expected:
+            raise KafkaSetupError(
+                f"topic {name} has {count} partitions, settings say {expected}: "
+                "set DEMANDFLOW_TOPIC_PARTITIONS to match or recreate the topic"
+            )
