@@ -19,7 +19,7 @@ from pipeline.metrics import BacklogCollector
 AGENT = "backlog"
 
 incidents = app.Table("incidents", default=None, partitions=settings.topic_partitions,
-                      key_type=str, value_type=dict, help="Incident state by incident id.")
+                      key_type=str, help="Incident state by incident id.")
 
 
 @app.agent(events_topic, name=AGENT)

@@ -23,7 +23,7 @@ from pipeline.errors import InvalidEvent
 AGENT = "ingest"
 
 seen = app.Table("ingest-seen", default=None, partitions=settings.topic_partitions,
-                 key_type=str, value_type=list, help="Recent event-id fingerprints per incident.")
+                 key_type=str, help="Recent event-id fingerprints per incident.")
 
 
 @app.agent(raw_topic, name=AGENT)

@@ -41,6 +41,8 @@ app = faust.App(
     # state is idempotent, so what it repeats changes nothing.
     broker_commit_every=1000,
     broker_commit_interval=1.0,
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     stream_wait_empty=False,  # faust#133: may loop forever on shutdown otherwise
     consumer_auto_offset_reset="earliest",
 )

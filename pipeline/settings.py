@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
 
+    # How long a silent worker keeps its partitions. Faust's default (60 s) leaves a
+    # crashed worker's share of the backlog frozen for a minute; 10 s moves it sooner.
+    session_timeout_s: float = Field(default=10.0, ge=6.0)
+
     # Worker.
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
