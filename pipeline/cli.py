@@ -62,11 +62,12 @@ def simulate(rate: float, max_incidents: int | None, duration: float | None, see
 @main.command()
 @click.option("--rate", default=3.0, show_default=True, help="Simulated new incidents per second.")
 @click.option("--duration", default=24 * 3600.0, show_default=True, help="Simulator run time.")
-def demo(rate: float, duration: float) -> None:
+@click.option("--run-for", type=float, default=None, help="Stop by itself after this many seconds.")
+def demo(rate: float, duration: float, run_for: float | None) -> None:
     """Run a worker and the simulator, with a live summary, until Ctrl-C."""
     from pipeline.demo import run_demo
 
-    sys.exit(_guard(lambda: run_demo(rate=rate, duration=duration)))
+    sys.exit(_guard(lambda: run_demo(rate=rate, duration=duration, run_for=run_for)))
 
 
 def _guard(fn):  # type: ignore[no-untyped-def]

@@ -124,7 +124,9 @@ start() {
             die "formatting the KRaft log failed: $(tail -5 "$RUN_DIR/logs/format.log")"
     fi
     : >"$LOG"
-    nohup java -Xms128m "-Xmx$HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
+    # setsid: its own session, so a Ctrl-C meant for `make demo` does not reach the
+    # broker before the pipeline has stopped; `kafka.sh stop` stops it in order.
+    setsid nohup java -Xms128m "-Xmx$HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
         "-Dlog4j2.configurationFile=$RUN_DIR/log4j2.properties" \
         -cp "$CACHE/*" kafka.Kafka "$RUN_DIR/server.properties" \
         >"$RUN_DIR/logs/stdout.log" 2>&1 &

@@ -84,7 +84,12 @@ class Worker:
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "pipeline", "worker"], cwd=self.workdir,
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for("worker ready", lambda: self._ready(), timeout=timeout)
+        try:
+            wait_for("worker ready", lambda: self._ready(), timeout=timeout)
+        except BaseException:
+            self.proc.kill()  # never leave an orphan worker behind a failed test
+            self.proc.wait()
+            raise
         return self
 
     def _ready(self) -> bool:
