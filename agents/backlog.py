@@ -1,8 +1,11 @@
 """Backlog: fold validated events into per-incident state in a changelog-backed table.
 
 The fold (pipeline.domain.backlog.apply_event) is idempotent and
-order-independent, so at-least-once delivery and restarts cannot skew it. The
-backlog gauges are computed from this table when Prometheus scrapes.
+order-independent, so at-least-once delivery and restarts cannot skew it.
+Things that must happen once per incident (counting it as received and in its
+demand window, observing each response time, counting an attendance breach)
+are decided by comparing the state before and after, so a duplicate or a
+replay never repeats them. The gauges are computed from the table on scrape.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ from __future__ import annotations
 import orjson
 from faust import StreamT
 
+from agents import windows
 from agents.deadletters import guard_failed
-from pipeline.app import app, config, events_topic, metrics, registry, settings
-from pipeline.domain.backlog import apply_event
+from pipeline.app import app, config, events_topic, metrics, settings
+from pipeline.domain.backlog import State, apply_event
+from pipeline.domain.clocks import attendance_breached, stage_seconds
 from pipeline.domain.events import event_from_document
-from pipeline.metrics import BacklogCollector
 
 AGENT = "backlog"
 
@@ -31,12 +35,32 @@ async def backlog(stream: StreamT) -> None:
             before = incidents.get(ev.incident_id)
             after = apply_event(before, ev)
             if after != before:
+                record_changes(message.partition, before, after, now=ev.at)
                 incidents[ev.incident_id] = after
-                if "created" in after and (before is None or "created" not in before):
-                    created = after["created"]
-                    metrics.incidents_received.labels(created["grade"], created["channel"]).inc()
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, message, exc)
 
 
-registry.register(BacklogCollector(config, lambda: list(incidents.values())))
+def record_changes(partition: int, before: State | None, after: State, now: float) -> None:
+    """Count what became true with this change, once. May set ``after["breached"]``."""
+    created = after.get("created")
+    if created is not None and (before is None or "created" not in before):
+        metrics.incidents_received.labels(created["grade"], created["channel"]).inc()
+        windows.count_incident(partition, created["at"], created["grade"], created["channel"])
+    if created is None:
+        return
+    grade = after["grade"][3]
+    had = stage_seconds(before) if before else {}
+    for stage, seconds in stage_seconds(after).items():
+        if stage not in had:
+            metrics.response_seconds.labels(grade, stage).observe(seconds)
+    check_breach(after, now)
+
+
+def check_breach(state: State, now: float) -> bool:
+    """Mark and count an attendance breach the first time it is seen; True if newly marked."""
+    if state.get("breached") or not attendance_breached(state, config, now):
+        return False
+    state["breached"] = True
+    metrics.sla_breaches.labels(state["grade"][3], state["created"]["area"]).inc()
+    return True

@@ -59,3 +59,4 @@ def _bytes_topic(base: str) -> faust.TopicT:
 raw_topic = _bytes_topic(topics.RAW)
 events_topic = _bytes_topic(topics.EVENTS)
 dead_letter_topic = _bytes_topic(topics.DEAD_LETTER)
+clock_topic = _bytes_topic(topics.CLOCK)

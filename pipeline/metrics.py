@@ -9,20 +9,25 @@ Prometheus scrapes, never updated per event: the hot path only counts.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pipeline.config import DemandConfig
-from pipeline.domain.backlog import BacklogSummary, State, summarise
+from pipeline.domain.backlog import AGE_BUCKETS, OPEN_STATUSES, BacklogSummary, State, summarise
+from pipeline.domain.clocks import STAGES
 from pipeline.domain.events import EVENT_TYPES, REASONS
+from pipeline.domain.windows import DAY, demand, window_name
 
 # `*_created` series double the exposition and no wall query needs them.
 disable_created_metrics()
 
-OUTCOMES = ("accepted", "rejected", "duplicate")
+OUTCOMES = ("accepted", "rejected", "duplicate", "late")
+# Response-time buckets (seconds): 1 min to 3 days, dense around the 15 and 60 min targets.
+RESPONSE_BUCKETS = (60, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 14400, 43200, 86400,
+                    172800, 259200)
 CHANNELS = ("999", "101", "online", "officer")
 
 
@@ -41,51 +46,113 @@ class Metrics:
             "demand_incidents_received",
             "New incidents (first 'created' event), by grade and channel.",
             ["grade", "channel"], registry=registry)
+        self.response_seconds = Histogram(
+            "demand_response_seconds",
+            "Response times per incident (first dispatch / first arrival), by current grade.",
+            ["grade", "stage"], unit="seconds", buckets=RESPONSE_BUCKETS, registry=registry)
+        self.sla_breaches = Counter(
+            "demand_sla_breaches", "Incidents attended later than their grade's target, or not "
+            "attended when the target passed; each counted once.",
+            ["grade", "area"], registry=registry)
         self.agent_errors = Counter(
             "demand_agent_errors", "Unexpected errors caught per event by an agent's guard.",
             ["agent"], registry=registry)
         # Known label combinations exist from the start, so a dashboard shows 0, not "no data".
         for et in (*EVENT_TYPES, "unknown"):
             for outcome in OUTCOMES:
-                if et != "unknown" or outcome == "rejected":
+                if (et != "unknown" or outcome == "rejected") and \
+                        (outcome != "late" or et == "created"):
                     self.events.labels(et, outcome)
         for reason in REASONS:
             self.dead_letters.labels(reason)
         for g in config.grades:
             for ch in CHANNELS:
                 self.incidents_received.labels(g.code, ch)
-        for agent in ("ingest", "backlog"):
+        for agent in ("ingest", "backlog", "clock"):
             self.agent_errors.labels(agent)
+        for g in config.grades:
+            for stage in STAGES:
+                self.response_seconds.labels(g.code, stage)
+            for a in config.areas:
+                self.sla_breaches.labels(g.code, a.code)
 
 
 class BacklogCollector(Collector):
-    """Backlog gauges computed from this worker's incident table on each scrape.
+    """Backlog, terminal and window gauges computed from this worker's tables on each scrape.
 
     With several workers each reports the partitions it owns; ``sum`` in
     PromQL gives the force-wide figure.
     """
 
     def __init__(self, config: DemandConfig, states: Callable[[], Iterable[State]],
+                 buckets: Callable[[], list[tuple[int, Mapping[str, int]]]],
                  clock: Callable[[], float] = time.time) -> None:
         self._config = config
         self._states = states
+        self._buckets = buckets
         self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        summary: BacklogSummary = summarise(self._states())
-        now = self._clock()
-        open_g = GaugeMetricFamily("demand_backlog_open", "Open incidents by grade and area.",
-                                   labels=["grade", "area"])
-        for g in self._config.grades:
-            for a in self._config.areas:
-                count = summary.open_by_grade_area.get((g.code, a.code), 0)
-                open_g.add_metric([g.code, a.code], count)
-        yield open_g
-        oldest = GaugeMetricFamily(
+        c = self._config
+        summary: BacklogSummary = summarise(self._states(), self._clock())
+        grades = [g.code for g in c.grades]
+        areas = [a.code for a in c.areas]
+        fam = GaugeMetricFamily("demand_backlog_open", "Open incidents by grade, area and status.",
+                                labels=["grade", "area", "status"])
+        for g in grades:
+            for a in areas:
+                for st in OPEN_STATUSES:
+                    fam.add_metric([g, a, st], summary.by_grade_area_status.get((g, a, st), 0))
+        yield fam
+        fam = GaugeMetricFamily(
             "demand_backlog_oldest_age_seconds",
-            "Age (now minus call time) of the oldest open incident, by grade; 0 when none is open.",
-            labels=["grade"], unit="")
-        for g in self._config.grades:
-            created = summary.oldest_created_by_grade.get(g.code)
-            oldest.add_metric([g.code], max(0.0, now - created) if created is not None else 0.0)
-        yield oldest
+            "Age (now minus call time) of the oldest open incident, by grade; 0 when none.",
+            labels=["grade"])
+        for g in grades:
+            created = summary.oldest_created_by_grade.get(g)
+            fam.add_metric([g], max(0.0, summary.as_of - created) if created is not None else 0.0)
+        yield fam
+        fam = GaugeMetricFamily("demand_backlog_age", "Open incidents by age bucket.",
+                                labels=["age"])
+        for name, _ in AGE_BUCKETS:
+            fam.add_metric([name], summary.by_age_bucket.get(name, 0))
+        yield fam
+        for name, help_text, data in (
+            ("demand_backlog_vulnerable", "Open incidents flagged vulnerable.",
+             summary.vulnerable_by_grade_area),
+            ("demand_backlog_review_overdue",
+             "Open incidents whose THRIVE next review is overdue.",
+             summary.review_overdue_by_grade_area),
+        ):
+            fam = GaugeMetricFamily(name, help_text, labels=["grade", "area"])
+            for g in grades:
+                for a in areas:
+                    fam.add_metric([g, a], data.get((g, a), 0))
+            yield fam
+        fam = GaugeMetricFamily("demand_terminal_open_logs",
+                                "Open incident logs held by each dispatcher terminal.",
+                                labels=["terminal"])
+        for terminal, n in sorted(summary.terminals.items()):
+            fam.add_metric([terminal], n)
+        yield fam
+        yield GaugeMetricFamily("demand_terminal_band_low", "Target band: fewest open logs.",
+                                value=c.terminals.band_low)
+        yield GaugeMetricFamily("demand_terminal_band_high", "Target band: most open logs.",
+                                value=c.terminals.band_high)
+        yield from self._windows(grades, summary.as_of)
+
+    def _windows(self, grades: list[str], now: float) -> Iterator[Metric]:
+        fam = GaugeMetricFamily(
+            "demand_window_incidents",
+            "Incidents received in the current event-time window (and the same window a week "
+            "earlier), by grade and channel.", labels=["window", "period", "grade", "channel"])
+        buckets = self._buckets()
+        for size in [*self._config.windows.sizes_seconds, DAY]:
+            result = demand(buckets, size, now)
+            for period in ("current", "last_week"):
+                counts = result[period]
+                assert isinstance(counts, dict)
+                for g in grades:
+                    for ch in CHANNELS:
+                        fam.add_metric([window_name(size), period, g, ch], counts.get((g, ch), 0))
+        yield fam

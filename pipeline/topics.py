@@ -20,6 +20,9 @@ from pipeline.settings import Settings
 RAW = "incidents.raw.v1"
 EVENTS = "incidents.events.v1"
 DEAD_LETTER = "incidents.deadletter.v1"
+# Internal: the wall-clock ticks that let time-driven state changes (an attendance
+# target passing with nobody there) happen inside each partition's stream.
+CLOCK = "demandflow.clock.v1"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -35,6 +38,7 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(EVENTS, {"retention.ms": str(WEEK_MS)}),
     # Dead letters are kept longer: someone has to look at them.
     TopicSpec(DEAD_LETTER, {"retention.ms": str(4 * WEEK_MS)}),
+    TopicSpec(CLOCK, {"retention.ms": str(3600 * 1000)}),
 )
 
 

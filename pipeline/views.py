@@ -1,8 +1,9 @@
-"""Worker HTTP pages besides /metrics (which Faust's Prometheus sensor mounts).
+"""Worker HTTP: /healthz, /backlog, /incidents/oldest, /demand (and /metrics, mounted by
+Faust's Prometheus sensor, with the table-backed gauges registered here).
 
-``/healthz`` answers 200 while the worker is running and no agent has crashed,
-503 otherwise, so an orchestrator restarts a worker that stopped processing.
-``/backlog`` is the open-incident summary as JSON.
+Views read this worker's tables: with several workers each answers for the
+partitions it owns. ``at=`` (RFC 3339 UTC) evaluates a view as at another
+instant, which replays and their checks need; the default is now.
 """
 
 from __future__ import annotations
@@ -12,19 +13,69 @@ from typing import Any
 
 from faust import web
 
+from agents import windows
 from agents.backlog import incidents
-from pipeline.app import app
-from pipeline.domain.backlog import summarise
-from pipeline.domain.events import format_time
+from pipeline.app import app, config, registry
+from pipeline.domain.backlog import oldest_open, summarise
+from pipeline.domain.events import format_time, parse_time
+from pipeline.domain.windows import demand, parse_window, window_name
+from pipeline.metrics import BacklogCollector
+
+registry.register(BacklogCollector(config, lambda: list(incidents.values()), windows.buckets))
 
 
 def health() -> tuple[bool, dict[str, Any]]:
     """Whether the worker is healthy, and why not."""
     crashed = [name for name, agent in app.agents.items()
-               if any(actor.crashed for actor in list(agent._actors))]  # noqa: SLF001
+               if any(actor.crashed for actor in list(agent._actors))]
     ok = not crashed and app.started and not app.should_stop
     return ok, {"status": "ok" if ok else "unhealthy", "crashed_agents": crashed,
                 "rebalancing": bool(app.rebalancing)}
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def _at(request: web.Request) -> float:
+    text = request.query.get("at")
+    if not text:
+        return time.time()
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise BadRequest("at must be an RFC 3339 instant") from exc
+
+
+def _pairs(d: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (a, b), n in sorted(d.items()):
+        out.setdefault(a, {})[b] = n
+    return out
+
+
+def backlog_document(now: float) -> dict[str, Any]:
+    """The /backlog JSON (also published as the backlog snapshot)."""
+    s = summarise(list(incidents.values()), now)
+    band = config.terminals
+    return {
+        "as_of": format_time(s.as_of),
+        "open_total": s.open_total,
+        "by_grade": s.total_by(0),
+        "by_area": s.total_by(1),
+        "by_status": s.total_by(2),
+        "by_grade_area": _pairs(s.open_by_grade_area),
+        "by_age_bucket": s.by_age_bucket,
+        "oldest_age_seconds_by_grade": {g: round(s.as_of - t, 3)
+                                        for g, t in sorted(s.oldest_created_by_grade.items())},
+        "vulnerable": sum(s.vulnerable_by_grade_area.values()),
+        "review_overdue": sum(s.review_overdue_by_grade_area.values()),
+        "review_overdue_by_grade_area": _pairs(s.review_overdue_by_grade_area),
+        "terminals": {"band_low": band.band_low, "band_high": band.band_high,
+                      "open_logs": dict(sorted(s.terminals.items())),
+                      "above_band": sorted(t for t, n in s.terminals.items()
+                                           if n > band.band_high)},
+    }
 
 
 @app.page("/healthz")
@@ -35,18 +86,45 @@ async def healthz(self: web.View, request: web.Request) -> web.Response:
 
 @app.page("/backlog")
 async def backlog_view(self: web.View, request: web.Request) -> web.Response:
-    summary = summarise(list(incidents.values()))
-    by_grade: dict[str, int] = {}
-    by_area: dict[str, int] = {}
-    for (grade, area), n in summary.open_by_grade_area.items():
-        by_grade[grade] = by_grade.get(grade, 0) + n
-        by_area[area] = by_area.get(area, 0) + n
+    try:
+        return self.json(backlog_document(_at(request)))
+    except BadRequest as exc:
+        return self.json({"error": str(exc)}, status=400)
+
+
+@app.page("/incidents/oldest")
+async def oldest_view(self: web.View, request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        limit = int(q.get("limit", "20"))
+        if not 1 <= limit <= 1000:
+            raise ValueError
+    except ValueError:
+        return self.json({"error": "limit must be an integer from 1 to 1000"}, status=400)
+    grade, area = q.get("grade") or None, q.get("area") or None
+    if grade is not None and grade not in config.grade_codes:
+        return self.json({"error": "unknown grade"}, status=400)
+    if area is not None and area not in config.area_codes:
+        return self.json({"error": "unknown area"}, status=400)
     now = time.time()
+    rows = oldest_open(list(incidents.values()), limit, grade, area)
+    return self.json({"as_of": format_time(now), "incidents": [
+        {"incident_id": r.incident_id, "grade": r.grade, "area": r.area, "status": r.status,
+         "created_at": format_time(r.created_at), "age_seconds": round(now - r.created_at, 3),
+         "vulnerable": r.vulnerable, "terminal": r.terminal} for r in rows]})
+
+
+@app.page("/demand")
+async def demand_view(self: web.View, request: web.Request) -> web.Response:
+    try:
+        size = parse_window(request.query.get("window", "15m"), config.windows.sizes_seconds)
+        now = _at(request)
+    except (ValueError, BadRequest) as exc:
+        return self.json({"error": str(exc)}, status=400)
+    result = demand(windows.buckets(), size, now)
     return self.json({
-        "as_of": format_time(now),
-        "open_total": summary.open_total,
-        "by_grade": by_grade,
-        "by_area": by_area,
-        "oldest_age_seconds_by_grade": {g: round(now - t, 3)
-                                        for g, t in summary.oldest_created_by_grade.items()},
+        "as_of": format_time(now), "window": window_name(size),
+        "start": format_time(float(result["start"])), "end": format_time(float(result["end"])),
+        "current": _pairs(result["current"]),  # type: ignore[arg-type]
+        "last_week": _pairs(result["last_week"]),  # type: ignore[arg-type]
     })

@@ -13,11 +13,13 @@ changelog without a custom codec.
 
 from __future__ import annotations
 
+import heapq
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.domain.events import Event
+from pipeline.domain.events import Event, parse_time
 
 State = dict[str, Any]
 
@@ -64,7 +66,7 @@ def apply_event(state: State | None, ev: Event) -> State:
     if t == "assigned" and _newer(s.get("terminal"), v):
         s["terminal"] = [*v, d["terminal"]]
     if t == "risk_assessed" and _newer(s.get("review"), v):
-        s["review"] = [*v, d["next_review_due"], d.get("vulnerable")]
+        s["review"] = [*v, parse_time(d["next_review_due"]), d.get("vulnerable")]
     if t == "dispatched":
         s["dispatched_at"] = min(s.get("dispatched_at", ev.at), ev.at)
     if t == "arrived":
@@ -102,28 +104,85 @@ def open_view(s: State) -> OpenIncident | None:
                         vulnerable, terminal[3] if terminal else None)
 
 
+AGE_BUCKETS: tuple[tuple[str, float], ...] = (
+    ("lt_1h", 3600.0), ("1h_6h", 6 * 3600.0), ("6h_24h", 24 * 3600.0),
+    ("1d_3d", 3 * 86400.0), ("gt_3d", float("inf")),
+)
+
+
+def age_bucket(age_seconds: float) -> str:
+    """The age bucket (< 1 h, 1-6 h, 6-24 h, 1-3 d, > 3 d) of an incident this old."""
+    for name, upper in AGE_BUCKETS:
+        if age_seconds < upper:
+            return name
+    return AGE_BUCKETS[-1][0]
+
+
+def review_overdue(s: State, now: float) -> bool:
+    """Whether the latest THRIVE assessment's next review is due before ``now``."""
+    review = s.get("review")
+    return bool(review) and review[3] < now
+
+
 @dataclass
 class BacklogSummary:
-    """Counts the metrics and views publish, computed from the open incidents."""
+    """Everything the backlog metrics and views publish, from one pass over the states."""
 
-    open_by_grade_area: dict[tuple[str, str], int]
-    oldest_created_by_grade: dict[str, float]
+    as_of: float
+    by_grade_area_status: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    oldest_created_by_grade: dict[str, float] = field(default_factory=dict)
+    by_age_bucket: dict[str, int] = field(default_factory=dict)
+    vulnerable_by_grade_area: dict[tuple[str, str], int] = field(default_factory=dict)
+    review_overdue_by_grade_area: dict[tuple[str, str], int] = field(default_factory=dict)
+    terminals: dict[str, int] = field(default_factory=dict)
 
     @property
     def open_total(self) -> int:
-        return sum(self.open_by_grade_area.values())
+        return sum(self.by_grade_area_status.values())
+
+    @property
+    def open_by_grade_area(self) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for (g, a, _), n in self.by_grade_area_status.items():
+            out[(g, a)] = out.get((g, a), 0) + n
+        return out
+
+    def total_by(self, index: int) -> dict[str, int]:
+        """Open counts by grade (0), area (1) or status (2)."""
+        out: dict[str, int] = {}
+        for key, n in self.by_grade_area_status.items():
+            out[key[index]] = out.get(key[index], 0) + n
+        return out
 
 
-def summarise(states: Iterable[State]) -> BacklogSummary:
-    """Aggregate incident states into backlog counts (one pass)."""
-    counts: dict[tuple[str, str], int] = {}
-    oldest: dict[str, float] = {}
+def _bump(d: dict[Any, int], key: Any) -> None:
+    d[key] = d.get(key, 0) + 1
+
+
+def summarise(states: Iterable[State], now: float | None = None) -> BacklogSummary:
+    """Aggregate incident states into backlog figures as at ``now`` (one pass)."""
+    summary = BacklogSummary(as_of=time.time() if now is None else now)
     for s in states:
         inc = open_view(s)
         if inc is None:
             continue
-        key = (inc.grade, inc.area)
-        counts[key] = counts.get(key, 0) + 1
-        if inc.created_at < oldest.get(inc.grade, float("inf")):
-            oldest[inc.grade] = inc.created_at
-    return BacklogSummary(counts, oldest)
+        _bump(summary.by_grade_area_status, (inc.grade, inc.area, inc.status))
+        if inc.created_at < summary.oldest_created_by_grade.get(inc.grade, float("inf")):
+            summary.oldest_created_by_grade[inc.grade] = inc.created_at
+        _bump(summary.by_age_bucket, age_bucket(summary.as_of - inc.created_at))
+        if inc.vulnerable:
+            _bump(summary.vulnerable_by_grade_area, (inc.grade, inc.area))
+        if review_overdue(s, summary.as_of):
+            _bump(summary.review_overdue_by_grade_area, (inc.grade, inc.area))
+        if inc.terminal is not None:
+            _bump(summary.terminals, inc.terminal)
+    return summary
+
+
+def oldest_open(states: Iterable[State], limit: int, grade: str | None = None,
+                area: str | None = None) -> list[OpenIncident]:
+    """The ``limit`` longest-waiting open incidents (ties by id), optionally filtered."""
+    opens = (v for v in map(open_view, states)
+             if v is not None and (grade is None or v.grade == grade)
+             and (area is None or v.area == area))
+    return heapq.nsmallest(limit, opens, key=lambda v: (v.created_at, v.incident_id))

@@ -85,8 +85,11 @@ def test_known_events_give_exact_backlog_dead_letters_and_dedup(ns: Namespace,
         wait_for("dead letters counted",
                  lambda: worker.metric_sum("demand_dead_letters_total") == len(reasons_by_value))
         m = worker.metrics()
-        open_counts = {(dict(lbl)["grade"], dict(lbl)["area"]): v
-                       for (name, lbl), v in m.items() if name == "demand_backlog_open" and v}
+        open_counts: dict[tuple[str, str], float] = {}
+        for (name, lbl), v in m.items():
+            if name == "demand_backlog_open" and v:
+                key = (dict(lbl)["grade"], dict(lbl)["area"])
+                open_counts[key] = open_counts.get(key, 0) + v
         assert open_counts == expected_open
         assert worker.metric_sum("demand_events_total", outcome="accepted") == good
         assert worker.metric_sum("demand_events_total", outcome="rejected") == len(reasons_by_value)

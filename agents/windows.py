@@ -1,0 +1,70 @@
+"""Windows: incoming incidents in one-minute event-time buckets by grade and channel.
+
+Called by the backlog agent when an incident's first ``created`` event is
+applied (the incident state makes that exactly once per incident, whatever
+the duplicates). Keys carry the source partition (``<partition>:<minute>``) so
+that each changelog partition owns its keys and restores them unchanged; the
+watermark of each partition is kept beside them (``<partition>:wm``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from pipeline.app import app, config, metrics, settings
+from pipeline.domain import windows as w
+
+minutes = app.Table("demand-minutes", default=None, partitions=settings.topic_partitions,
+                    key_type=str, help="Incoming incidents per minute, by grade|channel.")
+
+_RETENTION = w.retention_seconds(config.windows.sizes_seconds)
+_oldest: dict[int, int] = {}  # per partition: oldest minute that may still be stored
+
+
+def count_incident(partition: int, at: float, grade: str, channel: str) -> bool:
+    """Count a new incident in its minute; False (and counted as late) if beyond grace."""
+    wm_key = f"{partition}:wm"
+    watermark = minutes.get(wm_key)
+    if w.is_late(at, watermark, config.windows.grace_seconds):
+        metrics.events.labels("created", "late").inc()
+        return False
+    key = f"{partition}:{w.minute_of(at)}"
+    minutes[key] = w.add(minutes.get(key), grade, channel)
+    if watermark is None or at > watermark:
+        minutes[wm_key] = at
+        _expire(partition, at)
+    return True
+
+
+def _expire(partition: int, watermark: float) -> None:
+    """Drop this partition's buckets older than the retention (a week + a day)."""
+    cutoff = w.minute_of(watermark - _RETENTION)
+    oldest = _oldest.get(partition)
+    if oldest is None:
+        stored = [m for p, m in _keys() if p == partition]
+        oldest = min(stored, default=cutoff)
+    for minute in range(oldest, cutoff, w.MINUTE):
+        key = f"{partition}:{minute}"
+        if key in minutes:
+            del minutes[key]
+    _oldest[partition] = max(oldest, cutoff)
+
+
+def _keys() -> Iterator[tuple[int, int]]:
+    for key in list(minutes.keys()):
+        p, _, m = key.partition(":")
+        if m != "wm":
+            yield int(p), int(m)
+
+
+def buckets() -> list[tuple[int, Mapping[str, int]]]:
+    """All minute buckets this worker holds, summed over its partitions."""
+    out: dict[int, dict[str, int]] = {}
+    for key, counts in list(minutes.items()):
+        _, _, m = key.partition(":")
+        if m == "wm":
+            continue
+        merged = out.setdefault(int(m), {})
+        for cell, n in counts.items():
+            merged[cell] = merged.get(cell, 0) + n
+    return list(out.items())

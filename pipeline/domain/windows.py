@@ -1,0 +1,101 @@
+"""Incoming demand in event-time windows. Pure: no Faust.
+
+State is a set of one-minute buckets of counts by ``grade|channel`` — small
+accumulators, never event lists. Every window (1 min, 15 min, 1 h, the
+rolling 24 h, and the same window one week earlier for the surge baseline) is
+a sum of minute buckets, so one store answers all sizes and a window never
+needs to "close". An incident counts once, in the minute of its call
+(``created.occurred_at``), if it arrives within ``grace`` of the partition's
+watermark (the latest call time seen); later ones are counted as late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+MINUTE = 60
+WEEK = 7 * 86400
+DAY = 86400
+Counts = dict[str, int]  # "grade|channel" -> incidents
+
+
+def minute_of(at: float) -> int:
+    """Start (epoch seconds) of the minute that contains ``at``."""
+    return int(at // MINUTE) * MINUTE
+
+
+def cell(grade: str, channel: str) -> str:
+    return f"{grade}|{channel}"
+
+
+def split_cell(key: str) -> tuple[str, str]:
+    grade, channel = key.split("|", 1)
+    return grade, channel
+
+
+def is_late(at: float, watermark: float | None, grace: float) -> bool:
+    """Whether a call at ``at`` is too late to count in its window."""
+    return watermark is not None and at < watermark - grace
+
+
+def add(counts: Mapping[str, int] | None, grade: str, channel: str) -> Counts:
+    """A new bucket with one more incident of ``grade`` via ``channel``."""
+    out = dict(counts or {})
+    key = cell(grade, channel)
+    out[key] = out.get(key, 0) + 1
+    return out
+
+
+def tumbling(at: float, size: int) -> tuple[int, int]:
+    """The ``[start, end)`` of the ``size``-second window that contains ``at`` (UTC-aligned)."""
+    start = int(at // size) * size
+    return start, start + size
+
+
+def total(buckets: Iterable[tuple[int, Mapping[str, int]]], start: float,
+          end: float) -> dict[tuple[str, str], int]:
+    """Sum minute buckets whose minute lies in ``[start, end)``, by (grade, channel)."""
+    out: dict[tuple[str, str], int] = {}
+    for minute, counts in buckets:
+        if start <= minute < end:
+            for key, n in counts.items():
+                gc = split_cell(key)
+                out[gc] = out.get(gc, 0) + n
+    return out
+
+
+def retention_seconds(sizes: Iterable[int]) -> int:
+    """How far back buckets are needed: a week plus the largest window (at least 24 h)."""
+    return WEEK + max([DAY, *sizes]) + MINUTE
+
+
+WINDOW_NAMES = {60: "1m", 900: "15m", 3600: "1h", 86400: "24h"}
+
+
+def window_name(size: int) -> str:
+    return WINDOW_NAMES.get(size, f"{size}s")
+
+
+def parse_window(name: str, sizes: Iterable[int]) -> int:
+    """``"15m"`` -> 900 if it is a configured size (or the rolling ``24h``); ValueError if not."""
+    for size in [*sizes, DAY]:
+        if window_name(size) == name:
+            return size
+    raise ValueError(f"unknown window {name!r}")
+
+
+def demand(buckets: list[tuple[int, Mapping[str, int]]], size: int, now: float
+           ) -> dict[str, object]:
+    """Current and same-window-last-week counts for a window size, as at ``now``.
+
+    Sizes below a day are tumbling windows aligned to UTC; 24 h is rolling (the
+    24 hours up to ``now``'s minute, inclusive).
+    """
+    if size == DAY:
+        end = minute_of(now) + MINUTE
+        start = end - DAY
+    else:
+        start, end = tumbling(now, size)
+    current = total(buckets, start, end)
+    last_week = total(buckets, start - WEEK, end - WEEK)
+    return {"start": start, "end": end, "current": current, "last_week": last_week}
