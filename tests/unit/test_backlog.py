@@ -123,3 +123,26 @@ def test_summary_matches_a_plain_count(spec) -> None:
         if not closed:
             expected[(final_grade, area)] = expected.get((final_grade, area), 0) + 1
     assert summarise(states).open_by_grade_area == expected
+
+
+def test_status_age_review_and_terminal_figures() -> None:
+    from pipeline.domain.backlog import oldest_open
+
+    a = fold([created("A", 0, "1", "north", vulnerable=True),
+              event("A", "risk_assessed", 1, {"thrive": {k: "high" for k in (
+                  "threat", "harm", "risk", "investigation", "vulnerability", "engagement")},
+                  "next_review_due": "2026-01-15T09:00:00Z", "trigger": "initial"}),
+              event("A", "assigned", 2, {"terminal": "T01"})])
+    b = fold([created("B", 30, "2", "south"), event("B", "assigned", 31, {"terminal": "T01"}),
+              event("B", "transferred", 40, {"team": "resolution"})])
+    c = fold([created("C", 50, "2", "south"), event("C", "scheduled", 55, {
+        "slot_start": "2026-01-16T09:00:00Z", "slot_end": "2026-01-16T13:00:00Z"})])
+    now = ev(created("X", 0)).at + 100 * 60  # A is 100 min old, its review 40 min overdue
+    s = summarise([a, b, c], now)
+    assert s.total_by(2) == {"awaiting_dispatch": 1, "with_team": 1, "scheduled": 1}
+    assert s.by_age_bucket == {"1h_6h": 2, "lt_1h": 1}
+    assert s.vulnerable_by_grade_area == {("1", "north"): 1}
+    assert s.review_overdue_by_grade_area == {("1", "north"): 1}
+    assert s.terminals == {"T01": 2}
+    assert [o.incident_id for o in oldest_open([c, b, a], 2)] == ["A", "B"]
+    assert [o.incident_id for o in oldest_open([c, b, a], 5, grade="2")] == ["B", "C"]
