@@ -9,6 +9,7 @@ watermark of each partition is kept beside them (``<partition>:wm``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 
 from pipeline.app import app, config, metrics, settings
@@ -17,6 +18,7 @@ from pipeline.domain import windows as w
 minutes = app.Table("demand-minutes", default=None, partitions=settings.topic_partitions,
                     key_type=str, help="Incoming incidents per minute, by grade|channel.")
 
+_FUTURE_TOLERANCE = 300.0
 _RETENTION = w.retention_seconds(config.windows.sizes_seconds)
 _oldest: dict[int, int] = {}  # per partition: oldest minute that may still be stored
 
@@ -30,7 +32,9 @@ def count_incident(partition: int, at: float, grade: str, channel: str) -> bool:
         return False
     key = f"{partition}:{w.minute_of(at)}"
     minutes[key] = w.add(minutes.get(key), grade, channel)
-    if watermark is None or at > watermark:
+    # A clock running fast at a source must not make everyone else "late": an event
+    # stamped in the future does not move the watermark.
+    if (watermark is None or at > watermark) and at <= time.time() + _FUTURE_TOLERANCE:
         minutes[wm_key] = at
         _expire(partition, at)
     return True
