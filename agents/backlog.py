@@ -15,10 +15,11 @@ from faust import StreamT
 
 from agents import windows
 from agents.deadletters import guard_failed
-from pipeline.app import app, config, events_topic, metrics, settings
-from pipeline.domain.backlog import State, apply_event
+from pipeline.app import app, config, events_topic, metrics, settings, state_topic
+from pipeline.domain.backlog import State, apply_once, forgotten
 from pipeline.domain.clocks import attendance_breached, stage_seconds
 from pipeline.domain.events import event_from_document
+from pipeline.domain.incident_state import state_record
 
 AGENT = "backlog"
 
@@ -33,12 +34,30 @@ async def backlog(stream: StreamT) -> None:
         try:
             ev = event_from_document(orjson.loads(message.value))
             before = incidents.get(ev.incident_id)
-            after = apply_event(before, ev)
-            if after != before:
+            if forgotten(before, ev.at, forget_horizon(message.partition)):
+                metrics.events.labels(ev.event_type, "late").inc()
+                continue
+            after, duplicate = apply_once(before, ev, settings.dedup_per_incident)
+            metrics.events.labels(ev.event_type, "duplicate" if duplicate else "accepted").inc()
+            if not duplicate:
                 record_changes(message.partition, before, after, now=ev.at)
                 incidents[ev.incident_id] = after
+                await publish_state(after)
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, message, exc)
+
+
+def forget_horizon(partition: int) -> float | None:
+    """Closed incidents quiet since before this event time are forgotten (None: no data yet)."""
+    wm = windows.watermark(partition)
+    return None if wm is None else wm - settings.closed_retention_s
+
+
+async def publish_state(state: State) -> None:
+    """Publish the incident's current picture to the compacted state topic."""
+    record = state_record(state, config)
+    if record is not None:
+        await state_topic.send(key=state["id"].encode(), value=orjson.dumps(record))
 
 
 def record_changes(partition: int, before: State | None, after: State, now: float) -> None:

@@ -3,8 +3,12 @@
 An attendance target can pass with no event at all, so a timer on the leader
 sends a wall-clock tick to every partition of the clock topic; the worker that
 owns partition *p* handles it in *p*'s stream context (so its table writes go
-to the right changelog partition) and marks incidents of *p* whose target has
-passed with nobody there. Ticks are idempotent: a breach is marked once.
+to the right changelog partition) and, for the incidents of *p*:
+- marks those whose attendance target has passed with nobody there (once);
+- forgets those closed and quiet since before the forget horizon (the
+  partition's event-time watermark minus ``closed_retention_s``), publishing a
+  tombstone for each; later events older than the horizon for an incident no
+  longer in state are counted late and not applied (see ``forgotten``).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import orjson
 from faust import StreamT
 from kafka.partitioner.default import murmur2
 
-from agents.backlog import check_breach, incidents
+from agents.backlog import check_breach, forget_horizon, incidents, publish_state
 from agents.deadletters import guard_failed
-from pipeline.app import app, clock_topic, settings
+from pipeline.app import app, clock_topic, settings, state_topic
+from pipeline.domain.incident_state import closed_before
 
 AGENT = "clock"
 TICK_SECONDS = 5.0
@@ -45,11 +50,29 @@ async def clock(stream: StreamT) -> None:
     async for event in stream.events():
         try:
             now = float(orjson.loads(event.message.value)["now"])
-            partition = event.message.partition
-            for incident_id, state in list(incidents.items()):
-                if state and not state.get("breached") and partition_of(incident_id) == partition:
-                    updated = dict(state)
-                    if check_breach(updated, now):
-                        incidents[incident_id] = updated
+            await on_tick(event.message.partition, now)
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, event.message, exc)
+
+
+async def on_tick(partition: int, now: float) -> None:
+    cutoff = forget_horizon(partition)
+    for incident_id in list(incidents.keys()):
+        if partition_of(incident_id) != partition:
+            continue
+        # Read afresh: the sends below yield to the backlog agent, which may have
+        # changed this incident since the key list was taken. Between this read and
+        # the write below there is no await, so no update can be lost.
+        state = incidents.get(incident_id)
+        if not state:
+            continue
+        if cutoff is not None and closed_before(state, cutoff):
+            del incidents[incident_id]
+            _partition_of.pop(incident_id, None)
+            await state_topic.send(key=incident_id.encode(), value=None)
+            continue
+        if not state.get("breached"):
+            updated = dict(state)
+            if check_breach(updated, now):
+                incidents[incident_id] = updated
+                await publish_state(updated)

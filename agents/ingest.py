@@ -1,14 +1,13 @@
-"""Ingest: validate raw records, dead-letter the bad, drop duplicates, forward the good.
+"""Ingest: validate raw records, dead-letter the bad, forward the good keyed by incident.
 
-Reads ``incidents.raw.v1`` (bytes, anything), writes valid events to
-``incidents.events.v1`` keyed by ``incident_id`` and refused records to
-``incidents.deadletter.v1``.
+Reads ``incidents.raw.v1`` (bytes, anything), writes contract-valid events to
+``incidents.events.v1`` keyed by ``incident_id`` (whatever key they came
+with) and refused records to ``incidents.deadletter.v1``.
 
-De-duplication remembers the last ``dedup_per_incident`` event-id fingerprints
-per incident in a changelog-backed table keyed by incident id. That table is
-only exact if all of an incident's events reach the same partition, so a
-valid record keyed by anything but its ``incident_id`` is first produced
-again to the raw topic under the right key, then handled when it comes back.
+Duplicates are dropped by ``event_id`` in the backlog agent, where the check
+lives in the incident's own state record: a "seen" table here was tried and
+lost events when a worker was killed between saving "seen" and delivering
+the forward (found by the SIGKILL oracle test). Ingest is stateless.
 """
 
 from __future__ import annotations
@@ -21,9 +20,6 @@ from pipeline.domain.events import decode_event
 from pipeline.errors import InvalidEvent
 
 AGENT = "ingest"
-
-seen = app.Table("ingest-seen", default=None, partitions=settings.topic_partitions,
-                 key_type=str, help="Recent event-id fingerprints per incident.")
 
 
 @app.agent(raw_topic, name=AGENT)
@@ -43,16 +39,4 @@ async def _handle(message) -> None:  # type: ignore[no-untyped-def]
         metrics.events.labels(exc.event_type, "rejected").inc()
         await send_dead_letter(AGENT, message, exc.reason, exc.detail)
         return
-    key = ev.incident_id.encode()
-    if message.key != key:
-        await raw_topic.send(key=key, value=message.value)
-        return
-    recent: list[str] = seen.get(ev.incident_id) or []
-    fingerprint = ev.fingerprint
-    if fingerprint in recent:
-        metrics.events.labels(ev.event_type, "duplicate").inc()
-        return
-    recent = [*recent, fingerprint][-settings.dedup_per_incident:]
-    seen[ev.incident_id] = recent
-    await events_topic.send(key=key, value=message.value)
-    metrics.events.labels(ev.event_type, "accepted").inc()
+    await events_topic.send(key=ev.incident_id.encode(), value=message.value)

@@ -40,6 +40,12 @@ def count_incident(partition: int, at: float, grade: str, channel: str) -> bool:
     return True
 
 
+def watermark(partition: int) -> float | None:
+    """The latest call time counted on this partition (event time), if any."""
+    value = minutes.get(f"{partition}:wm")
+    return None if value is None else float(value)
+
+
 def _expire(partition: int, watermark: float) -> None:
     """Drop this partition's buckets older than the retention (a week + a day)."""
     cutoff = w.minute_of(watermark - _RETENTION)

@@ -37,7 +37,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, config: DemandConfig) -> None:
         self.registry = registry
         self.events = Counter(
-            "demand_events", "Incident events seen at ingest, by type and outcome.",
+            "demand_events", "Incident events by type and outcome: rejected at ingest; "
+            "accepted, duplicate (same event_id again) or late (older than the forget "
+            "horizon, not applied) in the backlog agent; created events also count as "
+            "late when they arrive beyond the window grace (applied, not windowed).",
             ["event_type", "outcome"], registry=registry)
         self.dead_letters = Counter(
             "demand_dead_letters", "Records sent to the dead-letter topic, by reason.",
@@ -60,8 +63,7 @@ class Metrics:
         # Known label combinations exist from the start, so a dashboard shows 0, not "no data".
         for et in (*EVENT_TYPES, "unknown"):
             for outcome in OUTCOMES:
-                if (et != "unknown" or outcome == "rejected") and \
-                        (outcome != "late" or et == "created"):
+                if et != "unknown" or outcome == "rejected":
                     self.events.labels(et, outcome)
         for reason in REASONS:
             self.dead_letters.labels(reason)

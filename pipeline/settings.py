@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # Dedup memory per incident (event ids remembered); more than any lifecycle has.
     dedup_per_incident: int = Field(default=256, ge=16)
     log_level: str = "info"
+    # Closed incidents are forgotten (table entry deleted, tombstone published) this
+    # long after closing, in event time; a reopen after that starts without history.
+    closed_retention_s: float = Field(default=2 * 86400.0, ge=3600.0)
+    snapshot_interval_s: float = Field(default=15.0, gt=0)
 
     @property
     def broker_url(self) -> str:

@@ -20,6 +20,9 @@ from pipeline.settings import Settings
 RAW = "incidents.raw.v1"
 EVENTS = "incidents.events.v1"
 DEAD_LETTER = "incidents.deadletter.v1"
+# Published for downstream consumers.
+INCIDENT_STATE = "incidents.state.v1"
+BACKLOG_SNAPSHOTS = "demand.backlog-snapshots.v1"
 # Internal: the wall-clock ticks that let time-driven state changes (an attendance
 # target passing with nobody there) happen inside each partition's stream.
 CLOCK = "demandflow.clock.v1"
@@ -39,6 +42,10 @@ SPECS: tuple[TopicSpec, ...] = (
     # Dead letters are kept longer: someone has to look at them.
     TopicSpec(DEAD_LETTER, {"retention.ms": str(4 * WEEK_MS)}),
     TopicSpec(CLOCK, {"retention.ms": str(3600 * 1000)}),
+    # One record per incident (latest wins); tombstones removed a day after compaction.
+    TopicSpec(INCIDENT_STATE, {"cleanup.policy": "compact", "delete.retention.ms": "86400000",
+                               "min.cleanable.dirty.ratio": "0.1"}),
+    TopicSpec(BACKLOG_SNAPSHOTS, {"retention.ms": str(WEEK_MS)}),
 )
 
 

@@ -15,8 +15,9 @@ from faust import web
 
 from agents import windows
 from agents.backlog import incidents
+from agents.snapshots import backlog_document, pairs
 from pipeline.app import app, config, registry
-from pipeline.domain.backlog import oldest_open, summarise
+from pipeline.domain.backlog import oldest_open
 from pipeline.domain.events import format_time, parse_time
 from pipeline.domain.windows import demand, parse_window, window_name
 from pipeline.metrics import BacklogCollector
@@ -45,37 +46,6 @@ def _at(request: web.Request) -> float:
         return parse_time(text)
     except ValueError as exc:
         raise BadRequest("at must be an RFC 3339 instant") from exc
-
-
-def _pairs(d: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for (a, b), n in sorted(d.items()):
-        out.setdefault(a, {})[b] = n
-    return out
-
-
-def backlog_document(now: float) -> dict[str, Any]:
-    """The /backlog JSON (also published as the backlog snapshot)."""
-    s = summarise(list(incidents.values()), now)
-    band = config.terminals
-    return {
-        "as_of": format_time(s.as_of),
-        "open_total": s.open_total,
-        "by_grade": s.total_by(0),
-        "by_area": s.total_by(1),
-        "by_status": s.total_by(2),
-        "by_grade_area": _pairs(s.open_by_grade_area),
-        "by_age_bucket": s.by_age_bucket,
-        "oldest_age_seconds_by_grade": {g: round(s.as_of - t, 3)
-                                        for g, t in sorted(s.oldest_created_by_grade.items())},
-        "vulnerable": sum(s.vulnerable_by_grade_area.values()),
-        "review_overdue": sum(s.review_overdue_by_grade_area.values()),
-        "review_overdue_by_grade_area": _pairs(s.review_overdue_by_grade_area),
-        "terminals": {"band_low": band.band_low, "band_high": band.band_high,
-                      "open_logs": dict(sorted(s.terminals.items())),
-                      "above_band": sorted(t for t, n in s.terminals.items()
-                                           if n > band.band_high)},
-    }
 
 
 @app.page("/healthz")
@@ -125,6 +95,6 @@ async def demand_view(self: web.View, request: web.Request) -> web.Response:
     return self.json({
         "as_of": format_time(now), "window": window_name(size),
         "start": format_time(float(result["start"])), "end": format_time(float(result["end"])),
-        "current": _pairs(result["current"]),  # type: ignore[arg-type]
-        "last_week": _pairs(result["last_week"]),  # type: ignore[arg-type]
+        "current": pairs(result["current"]),  # type: ignore[arg-type]
+        "last_week": pairs(result["last_week"]),  # type: ignore[arg-type]
     })

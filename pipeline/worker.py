@@ -16,6 +16,7 @@ def run_worker(loglevel: str | None = None) -> None:
     import agents.backlog  # noqa: F401  (attaches the agent and table)
     import agents.clock  # noqa: F401
     import agents.ingest  # noqa: F401
+    import agents.snapshots  # noqa: F401
     import pipeline.views  # noqa: F401
     from pipeline.app import app
 

@@ -71,7 +71,38 @@ def apply_event(state: State | None, ev: Event) -> State:
         s["dispatched_at"] = min(s.get("dispatched_at", ev.at), ev.at)
     if t == "arrived":
         s["arrived_at"] = min(s.get("arrived_at", ev.at), ev.at)
+    s["last_at"] = max(s.get("last_at", ev.at), ev.at)
     return s
+
+
+def forgotten(state: State | None, at: float, horizon: float | None) -> bool:
+    """Whether an event at ``at`` belongs to an incident already forgotten.
+
+    Closed incidents are dropped from state once everything they did is older
+    than the forget horizon (the partition's watermark minus the closed
+    retention). An event older than that horizon for an incident not in state
+    is therefore a late echo of a forgotten incident, most often a resend of
+    an event already applied: applying it would bring a closed incident back
+    to life as open. It is counted as ``late`` and not applied.
+    """
+    return state is None and horizon is not None and at < horizon
+
+
+def apply_once(state: State | None, ev: Event, remember: int) -> tuple[State, bool]:
+    """Apply ``ev`` unless its ``event_id`` was applied before; return (state, duplicate).
+
+    The incident remembers the fingerprints of its last ``remember`` events in
+    its own state, so the duplicate check and the change it guards are one
+    record: no crash can separate them (a separate "seen" table could be saved
+    while the event it marks was not, and the event would then be lost).
+    """
+    fingerprint = ev.fingerprint
+    seen = state.get("seen", []) if state else []
+    if fingerprint in seen:
+        return state, True  # type: ignore[return-value]
+    after = apply_event(state, ev)
+    after["seen"] = [*seen, fingerprint][-remember:]
+    return after, False
 
 
 @dataclass(frozen=True, slots=True)

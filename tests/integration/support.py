@@ -43,6 +43,17 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0,
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+def wait_true(what: str, check: Callable[[], Any], timeout: float = 60.0,
+              interval: float = 1.0) -> None:
+    """Poll ``check`` until it returns True exactly; fail showing its last other answer."""
+    deadline = time.monotonic() + timeout
+    result = check()
+    while result is not True and time.monotonic() < deadline:
+        time.sleep(interval)
+        result = check()
+    assert result is True, f"{what}: {result!r}"
+
+
 @dataclass
 class Namespace:
     """A unique app id and topic prefix, so tests never share state."""

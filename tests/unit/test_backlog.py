@@ -146,3 +146,42 @@ def test_status_age_review_and_terminal_figures() -> None:
     assert s.terminals == {"T01": 2}
     assert [o.incident_id for o in oldest_open([c, b, a], 2)] == ["A", "B"]
     assert [o.incident_id for o in oldest_open([c, b, a], 5, grade="2")] == ["B", "C"]
+
+
+def test_apply_once_drops_repeats_by_event_id_and_remembers_a_bounded_number() -> None:
+    from pipeline.domain.backlog import apply_once
+
+    first = ev(created("A", event_id="e-1"))
+    state, dup = apply_once(None, first, remember=3)
+    assert not dup
+    again, dup = apply_once(state, first, remember=3)
+    assert dup and again == state
+    for n in range(2, 6):
+        state, dup = apply_once(state, ev(event("A", "assigned", n, {"terminal": "T1"},
+                                                event_id=f"e-{n}")), remember=3)
+        assert not dup
+    assert len(state["seen"]) == 3
+
+
+def test_closed_incident_is_forgotten_only_when_all_its_events_are_past_the_horizon() -> None:
+    from pipeline.domain.backlog import forgotten
+    from pipeline.domain.events import parse_time
+    from pipeline.domain.incident_state import closed_before
+    from tests.factories import ts
+
+    docs = [created("F"), event("F", "closed", 60, {"disposition": "resolved"}),
+            event("F", "assigned", 90, {"terminal": "T1"})]  # a late note after closing
+    state = fold(docs)
+    assert state is not None
+    closed_at, last = parse_time(ts(60)), parse_time(ts(90))
+    assert not closed_before(state, cutoff=closed_at + 1)  # something happened after closing
+    assert not closed_before(state, cutoff=last)
+    assert closed_before(state, cutoff=last + 1)
+    assert not closed_before(fold([created("G")]), cutoff=last + 10**6)  # open: never
+
+    # After it is forgotten, a resend of its creation must not bring it back as open.
+    resend = ev(docs[0])
+    assert forgotten(None, resend.at, horizon=last + 1)
+    assert not forgotten(None, resend.at, horizon=resend.at)  # exactly at horizon: applied
+    assert not forgotten(state, resend.at, horizon=last + 1)  # still in state: dedup decides
+    assert not forgotten(None, resend.at, horizon=None)  # no watermark yet
