@@ -40,7 +40,9 @@ async def backlog(stream: StreamT) -> None:
             after, duplicate = apply_once(before, ev, settings.dedup_per_incident)
             metrics.events.labels(ev.event_type, "duplicate" if duplicate else "accepted").inc()
             if not duplicate:
-                record_changes(message.partition, before, after, now=ev.at)
+                # The event is evidence that event time has reached ev.at, less the grace.
+                record_changes(message.partition, before, after,
+                               now=ev.at - config.windows.grace_seconds)
                 incidents[ev.incident_id] = after
                 await publish_state(after)
         except Exception as exc:  # guard: one record must never crash the agent

@@ -21,7 +21,9 @@ from kafka.partitioner.default import murmur2
 
 from agents.backlog import check_breach, forget_horizon, incidents, publish_state
 from agents.deadletters import guard_failed
-from pipeline.app import app, clock_topic, settings, state_topic
+from agents.windows import watermark
+from pipeline.app import app, clock_topic, config, settings, state_topic
+from pipeline.domain.clocks import effective_now
 from pipeline.domain.incident_state import closed_before
 
 AGENT = "clock"
@@ -49,14 +51,15 @@ async def tick() -> None:
 async def clock(stream: StreamT) -> None:
     async for event in stream.events():
         try:
-            now = float(orjson.loads(event.message.value)["now"])
-            await on_tick(event.message.partition, now)
+            wall = float(orjson.loads(event.message.value)["now"])
+            await on_tick(event.message.partition, wall)
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, event.message, exc)
 
 
-async def on_tick(partition: int, now: float) -> None:
+async def on_tick(partition: int, wall: float) -> None:
     cutoff = forget_horizon(partition)
+    now = effective_now(settings.clock, wall, watermark(partition), config.windows.grace_seconds)
     for incident_id in list(incidents.keys()):
         if partition_of(incident_id) != partition:
             continue
@@ -71,7 +74,7 @@ async def on_tick(partition: int, now: float) -> None:
             _partition_of.pop(incident_id, None)
             await state_topic.send(key=incident_id.encode(), value=None)
             continue
-        if not state.get("breached"):
+        if now is not None and not state.get("breached"):
             updated = dict(state)
             if check_breach(updated, now):
                 incidents[incident_id] = updated

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     # long after closing, in event time; a reopen after that starts without history.
     closed_retention_s: float = Field(default=2 * 86400.0, ge=3600.0)
     snapshot_interval_s: float = Field(default=15.0, gt=0)
+    # What "now" is for time-driven breaches and alerts: the wall clock (live) or the
+    # stream's event time (replays, catch-up), see pipeline.domain.clocks.effective_now.
+    clock: Literal["wall", "event"] = "wall"
 
     @property
     def broker_url(self) -> str:

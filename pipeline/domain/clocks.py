@@ -53,7 +53,10 @@ def attendance_deadline(s: State, config: DemandConfig) -> float | None:
 def attendance_breached(s: State, config: DemandConfig, now: float) -> bool:
     """Whether attendance was (or, with nobody there yet, is already) later than target.
 
-    Exactly at the deadline is on time; one second past is a breach.
+    Exactly at the deadline is on time; one second past is a breach. An
+    incident closed without attendance breached if it closed after the deadline.
+    ``now`` is the caller's clock: wall time live, or event time minus the grace
+    when the stream's own time is the clock (see ``effective_now``).
     """
     deadline = attendance_deadline(s, config)
     if deadline is None:
@@ -61,5 +64,21 @@ def attendance_breached(s: State, config: DemandConfig, now: float) -> bool:
     arrived = s.get("arrived_at")
     if arrived is not None:
         return arrived > deadline
-    closed = s.get("status", [None] * 4)[3] == "closed"
-    return not closed and now > deadline
+    status = s.get("status")
+    if status is not None and status[3] == "closed":
+        # Closed with nobody there: a breach if it was still waiting when the target passed.
+        return status[0] > deadline
+    return now > deadline
+
+
+def effective_now(mode: str, wall: float, watermark: float | None, grace: float) -> float | None:
+    """The instant that time-driven rules may treat as "now"; None if not known yet.
+
+    Live (``wall``), it is the wall clock. For a replay or catch-up (``event``)
+    it is the stream's event time: the partition's watermark minus the grace,
+    before which every event is assumed to have arrived, so a replay marks the
+    same breaches and raises the same alerts, whatever its speed.
+    """
+    if mode == "wall":
+        return wall
+    return None if watermark is None else watermark - grace

@@ -86,12 +86,24 @@ def check_everything(worker: Worker, incs: dict[str, dict[str, Any]], counters: 
     total = sum(i["dispatched"] - i["call"] for i in dispatched)
     assert worker.metric_sum("demand_response_seconds_sum",
                              stage="call_to_dispatch") == pytest.approx(total, rel=1e-9)
+    # Breaches, each once, judged on the stream's own time (the worker runs with
+    # DEMANDFLOW_CLOCK=event, as for a replay): some on arrival, some by the timer alone.
+    expected = oracle.breaches(incs)
+    wait_true("attendance breaches equal to the oracle", lambda: breaches_match(worker, expected),
+              timeout=60)
+
+
+def breaches_match(worker: Worker, expected: dict[tuple[str, str], int]) -> Any:
+    got = {(dict(lbls)["grade"], dict(lbls)["area"]): int(v)
+           for (n, lbls), v in worker.metrics().items()
+           if n == "demand_sla_breaches_total" and v}
+    return got == expected or {"expected": expected, "got": got}
 
 
 def test_pipeline_equals_independent_recomputation(ns: Namespace, workdir: Path) -> None:
     sent, unique = oracle.generate(N, seed=11)
     incs = oracle.incidents(unique)
-    worker = Worker(ns, workdir).start()
+    worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start()
     try:
         produce(ns.bootstrap, ns.topic(RAW), records(sent))
         wait_for("every event accepted once", lambda: worker.metric_sum(
@@ -112,12 +124,12 @@ def test_equal_after_sigkill_halfway_and_restart(ns: Namespace, workdir: Path) -
     sent, unique = oracle.generate(N, seed=12)
     incs = oracle.incidents(unique)
     half = len(sent) // 2
-    first = Worker(ns, workdir).start()
+    first = Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start()
     produce(ns.bootstrap, ns.topic(RAW), records(sent[:half]))
     wait_for("some of the first half processed", lambda: first.metric_sum(
         "demand_events_total", outcome="accepted") > half // 2, timeout=300, interval=0.5)
     first.stop(signal.SIGKILL)
-    second = Worker(ns, workdir).start()
+    second = Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start()
     try:
         produce(ns.bootstrap, ns.topic(RAW), records(sent[half:]))
         check_everything(second, incs, counters=False)

@@ -51,12 +51,25 @@ def test_rural_area_uses_the_rural_target() -> None:
     assert attendance_breached(s, CONFIG, now=at(s, 20) + 1)
 
 
-def test_time_passing_with_nobody_there_is_a_breach_but_not_once_closed() -> None:
+def test_time_passing_with_nobody_there_is_a_breach_but_not_if_closed_in_time() -> None:
     s = fold([created("A", grade="2")])
     assert not attendance_breached(s, CONFIG, now=at(s, 60))
     assert attendance_breached(s, CONFIG, now=at(s, 60) + 1)
     closed = fold([created("A", grade="2"), event("A", "closed", 30, {"disposition": "x"})])
     assert not attendance_breached(closed, CONFIG, now=at(closed, 600))
+    # Closed unattended after the target had passed: it was left waiting too long.
+    late = fold([created("A", grade="2"), event("A", "closed", 61, {"disposition": "x"})])
+    assert attendance_breached(late, CONFIG, now=at(late, 61))
+    on_time = fold([created("A", grade="2"), event("A", "closed", 60, {"disposition": "x"})])
+    assert not attendance_breached(on_time, CONFIG, now=at(on_time, 600))
+
+
+def test_effective_now_is_wall_live_and_watermark_minus_grace_in_event_mode() -> None:
+    from pipeline.domain.clocks import effective_now
+
+    assert effective_now("wall", wall=1000.0, watermark=10.0, grace=300) == 1000.0
+    assert effective_now("event", wall=1000.0, watermark=900.0, grace=300) == 600.0
+    assert effective_now("event", wall=1000.0, watermark=None, grace=300) is None
 
 
 def test_regrade_applies_the_new_grades_target() -> None:
