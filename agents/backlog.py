@@ -10,18 +10,24 @@ replay never repeats them. The gauges are computed from the table on scrape.
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from faust import StreamT
 
 from agents import windows
 from agents.deadletters import guard_failed
-from pipeline.app import app, config, events_topic, metrics, settings, state_topic
+from pipeline.app import app, clock_topic, config, events_topic, metrics, settings, state_topic
 from pipeline.domain.backlog import State, apply_once, forgotten
 from pipeline.domain.clocks import attendance_breached, stage_seconds
 from pipeline.domain.events import event_from_document
 from pipeline.domain.incident_state import state_record
 
 AGENT = "backlog"
+# Alert rules are evaluated in the clock agent's context on this partition.
+EVALUATOR_PARTITION = 0
+POKE_AFTER_S = 1.0
+_poke_due = 0.0
 
 incidents = app.Table("incidents", default=None, partitions=settings.topic_partitions,
                       key_type=str, help="Incident state by incident id.")
@@ -39,14 +45,27 @@ async def backlog(stream: StreamT) -> None:
                 continue
             after, duplicate = apply_once(before, ev, settings.dedup_per_incident)
             metrics.events.labels(ev.event_type, "duplicate" if duplicate else "accepted").inc()
+            metrics.event_lag.observe(max(0.0, time.time() - ev.at))
             if not duplicate:
                 # The event is evidence that event time has reached ev.at, less the grace.
                 record_changes(message.partition, before, after,
                                now=ev.at - config.windows.grace_seconds)
                 incidents[ev.incident_id] = after
                 await publish_state(after)
+                await poke()
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, message, exc)
+
+
+async def poke() -> None:
+    """Ask for a rule evaluation soon (at most one a second): an alert may hold or clear."""
+    global _poke_due
+    wall = time.time()
+    if wall < _poke_due:
+        return
+    _poke_due = wall + POKE_AFTER_S
+    await clock_topic.send(key=b"poke", value=orjson.dumps({"now": wall, "evaluate": True}),
+                           partition=EVALUATOR_PARTITION)
 
 
 def forget_horizon(partition: int) -> float | None:

@@ -9,6 +9,8 @@ to the right changelog partition) and, for the incidents of *p*:
   partition's event-time watermark minus ``closed_retention_s``), publishing a
   tombstone for each; later events older than the horizon for an incident no
   longer in state are counted late and not applied (see ``forgotten``).
+Ticks (and pokes after state changes) on partition 0 also evaluate the alert
+rules (agents.alerts).
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ import orjson
 from faust import StreamT
 from kafka.partitioner.default import murmur2
 
-from agents.backlog import check_breach, forget_horizon, incidents, publish_state
+from agents.alerts import evaluate_and_publish
+from agents.backlog import (
+    EVALUATOR_PARTITION,
+    check_breach,
+    forget_horizon,
+    incidents,
+    publish_state,
+)
 from agents.deadletters import guard_failed
 from agents.windows import watermark
 from pipeline.app import app, clock_topic, config, settings, state_topic
@@ -51,8 +60,13 @@ async def tick() -> None:
 async def clock(stream: StreamT) -> None:
     async for event in stream.events():
         try:
-            wall = float(orjson.loads(event.message.value)["now"])
-            await on_tick(event.message.partition, wall)
+            tick = orjson.loads(event.message.value)
+            wall = float(tick["now"])
+            partition = event.message.partition
+            if not tick.get("evaluate"):
+                await on_tick(partition, wall)
+            if partition == EVALUATOR_PARTITION:
+                await evaluate_and_publish(wall)
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, event.message, exc)
 

@@ -58,12 +58,48 @@ class Windows(_Strict):
     grace_seconds: int = Field(default=300, ge=0)
 
 
+RuleKind = Literal["attendance_overdue", "review_overdue_vulnerable", "backlog_above",
+                   "terminal_overloaded", "repeat_caller", "appointment_missed", "surge",
+                   "oldest_open"]
+# Kinds whose threshold has no sensible default: the file must say.
+_NEEDS_THRESHOLD = frozenset({"backlog_above", "repeat_caller", "surge", "oldest_open"})
+
+
+class Rule(_Strict):
+    """A risk rule (docs/alerts.md): what to watch, how bad, where, and what to do."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+    kind: RuleKind
+    severity: Literal["critical", "warning", "info"]
+    runbook: str = Field(min_length=1, max_length=300)
+    areas: list[str] = Field(default_factory=list)  # empty: every area
+    grades: list[str] = Field(default_factory=list)  # empty: every grade
+    threshold: float | None = Field(default=None, ge=0)
+    # repeat_caller: the look-back; surge: the least last-week demand worth comparing with.
+    within_seconds: int = Field(default=86400, gt=0)
+    min_baseline: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _threshold_given(self) -> Rule:
+        if self.kind in _NEEDS_THRESHOLD and self.threshold is None:
+            raise ValueError(f"a {self.kind} rule needs a threshold")
+        return self
+
+
+class Alerting(_Strict):
+    # An alert resolves only after its condition has stayed clear this long, so a
+    # condition flickering at its threshold is one episode, not a storm.
+    cool_down_seconds: int = Field(default=120, ge=0)
+
+
 class DemandConfig(_Strict):
     force: Force
     grades: list[Grade] = Field(min_length=1)
     areas: list[Area] = Field(min_length=1)
     terminals: Terminals = Terminals()
     windows: Windows = Windows()
+    alerting: Alerting = Alerting()
+    rules: list[Rule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _codes_unique(self) -> DemandConfig:
@@ -74,6 +110,17 @@ class DemandConfig(_Strict):
                 if code in seen:
                     raise ValueError(f"{kind} code {code!r} appears twice")
                 seen.add(code)
+        grades, areas = {g.code for g in self.grades}, {a.code for a in self.areas}
+        names: set[str] = set()
+        for rule in self.rules:
+            if rule.name in names:
+                raise ValueError(f"rule name {rule.name!r} appears twice")
+            names.add(rule.name)
+            for kind, codes, known in (("grade", rule.grades, grades),
+                                       ("area", rule.areas, areas)):
+                unknown = sorted(set(codes) - known)
+                if unknown:
+                    raise ValueError(f"rule {rule.name!r}: unknown {kind} {unknown[0]!r}")
         return self
 
     @cached_property

@@ -29,6 +29,8 @@ OUTCOMES = ("accepted", "rejected", "duplicate", "late")
 RESPONSE_BUCKETS = (60, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 14400, 43200, 86400,
                     172800, 259200)
 CHANNELS = ("999", "101", "online", "officer")
+# Event lag buckets (seconds): 50 ms to a day.
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400)
 
 
 class Metrics:
@@ -57,6 +59,17 @@ class Metrics:
             "demand_sla_breaches", "Incidents attended later than their grade's target, or not "
             "attended when the target passed; each counted once.",
             ["grade", "area"], registry=registry)
+        self.event_lag = Histogram(
+            "demand_event_lag_seconds",
+            "Event time to processed: wall clock when the backlog agent applied an event minus "
+            "its occurred_at (large during replays and catch-up).", unit="seconds",
+            buckets=LAG_BUCKETS, registry=registry)
+        self.notifications = Counter(
+            "demand_alert_notifications",
+            "Alert deliveries to Alertmanager: delivered, or failed (each failed attempt; "
+            "it is retried with back-off until delivered).", ["outcome"], registry=registry)
+        for outcome in ("delivered", "failed"):
+            self.notifications.labels(outcome)
         self.agent_errors = Counter(
             "demand_agent_errors", "Unexpected errors caught per event by an agent's guard.",
             ["agent"], registry=registry)
@@ -70,7 +83,7 @@ class Metrics:
         for g in config.grades:
             for ch in CHANNELS:
                 self.incidents_received.labels(g.code, ch)
-        for agent in ("ingest", "backlog", "clock"):
+        for agent in ("ingest", "backlog", "clock", "alerts"):
             self.agent_errors.labels(agent)
         for g in config.grades:
             for stage in STAGES:
@@ -157,4 +170,27 @@ class BacklogCollector(Collector):
                 for g in grades:
                     for ch in CHANNELS:
                         fam.add_metric([window_name(size), period, g, ch], counts.get((g, ch), 0))
+        yield fam
+
+
+class AlertsCollector(Collector):
+    """``demand_alerts_firing{rule,severity}`` from the active-alerts table on each scrape."""
+
+    def __init__(self, config: DemandConfig, active: Callable[[], Iterable[Mapping[str, object]]]
+                 ) -> None:
+        self._config = config
+        self._active = active
+
+    def collect(self) -> Iterator[Metric]:
+        counts = {(r.name, r.severity): 0 for r in self._config.rules}
+        for alert in self._active():
+            key = (str(alert["rule"]), str(alert["severity"]))
+            if key in counts:
+                counts[key] += 1
+        fam = GaugeMetricFamily(
+            "demand_alerts_firing",
+            "Alerts firing (from their firing to their resolved notification), by rule "
+            "and severity.", labels=["rule", "severity"])
+        for (rule, severity), n in sorted(counts.items()):
+            fam.add_metric([rule, severity], n)
         yield fam

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     # What "now" is for time-driven breaches and alerts: the wall clock (live) or the
     # stream's event time (replays, catch-up), see pipeline.domain.clocks.effective_now.
     clock: Literal["wall", "event"] = "wall"
+    # Alertmanager (v2 API base URL, e.g. http://127.0.0.1:9093); unset: alerts go only to
+    # the alerts topic. Firing alerts are re-sent every alert_resend_s and stay valid for
+    # alert_valid_for_s, so Alertmanager resolves them by itself if the worker disappears.
+    alertmanager_url: str | None = None
+    alert_resend_s: float = Field(default=30.0, gt=0)
+    alert_valid_for_s: float = Field(default=180.0, gt=0)
 
     @property
     def broker_url(self) -> str:

@@ -23,6 +23,7 @@ DEAD_LETTER = "incidents.deadletter.v1"
 # Published for downstream consumers.
 INCIDENT_STATE = "incidents.state.v1"
 BACKLOG_SNAPSHOTS = "demand.backlog-snapshots.v1"
+ALERTS = "demand.alerts.v1"
 # Internal: the wall-clock ticks that let time-driven state changes (an attendance
 # target passing with nobody there) happen inside each partition's stream.
 CLOCK = "demandflow.clock.v1"
@@ -46,6 +47,8 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(INCIDENT_STATE, {"cleanup.policy": "compact", "delete.retention.ms": "86400000",
                                "min.cleanable.dirty.ratio": "0.1"}),
     TopicSpec(BACKLOG_SNAPSHOTS, {"retention.ms": str(WEEK_MS)}),
+    # The record of every alert that fired and resolved: kept as long as dead letters.
+    TopicSpec(ALERTS, {"retention.ms": str(4 * WEEK_MS)}),
 )
 
 

@@ -13,6 +13,7 @@ def run_worker(loglevel: str | None = None) -> None:
     # Imported here: building the app reads settings and the config file.
     from faust import Worker
 
+    import agents.alerts  # noqa: F401
     import agents.backlog  # noqa: F401  (attaches the agent and table)
     import agents.clock  # noqa: F401
     import agents.ingest  # noqa: F401

@@ -15,6 +15,7 @@ INCIDENT_EVENT_V1 = "incident-event.v1.schema.json"
 DEAD_LETTER_V1 = "dead-letter.v1.schema.json"
 INCIDENT_STATE_V1 = "incident-state.v1.schema.json"
 BACKLOG_SNAPSHOT_V1 = "backlog-snapshot.v1.schema.json"
+ALERT_V1 = "alert.v1.schema.json"
 
 
 @cache

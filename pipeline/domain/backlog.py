@@ -67,6 +67,8 @@ def apply_event(state: State | None, ev: Event) -> State:
         s["terminal"] = [*v, d["terminal"]]
     if t == "risk_assessed" and _newer(s.get("review"), v):
         s["review"] = [*v, parse_time(d["next_review_due"]), d.get("vulnerable")]
+    if t == "scheduled" and _newer(s.get("slot"), v):
+        s["slot"] = [*v, parse_time(d["slot_start"]), parse_time(d["slot_end"])]
     if t == "dispatched":
         s["dispatched_at"] = min(s.get("dispatched_at", ev.at), ev.at)
     if t == "arrived":
