@@ -1,4 +1,4 @@
-"""The ``demandflow`` command: worker, simulate, topics, demo."""
+"""The ``demandflow`` command: worker, simulate, topics, demo, dashboards."""
 
 from __future__ import annotations
 
@@ -68,6 +68,22 @@ def demo(rate: float, duration: float, run_for: float | None) -> None:
     from pipeline.demo import run_demo
 
     sys.exit(_guard(lambda: run_demo(rate=rate, duration=duration, run_for=run_for)))
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False), default="deploy/grafana/dashboards",
+              show_default=True, help="Folder for the dashboard JSON files.")
+def dashboards(out: str) -> None:
+    """Generate the Grafana dashboards (control-room wall, pipeline health) as JSON."""
+    from pathlib import Path
+
+    from pipeline.config import load_config
+    from pipeline.dashboards import write
+    from pipeline.settings import get_settings
+
+    config = _guard(lambda: load_config(get_settings().config_path))
+    for path in write(config, Path(out)):
+        click.echo(f"wrote {path}")
 
 
 def _guard(fn):  # type: ignore[no-untyped-def]

@@ -41,3 +41,42 @@ def test_every_configured_area_reaches_its_own_duty_inspector() -> None:
     assert am["route"]["receiver"] not in routed.values(), "force-wide alerts go elsewhere"
     severities = {r.severity for r in load_config().rules}
     assert "critical" in severities and severities <= {"critical", "warning", "info"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=120,
+                          cwd=DEPLOY / "prometheus")
+
+
+def test_promtool_accepts_the_config_and_rules_and_their_unit_tests_pass() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: apt-get install prometheus (make test does as root)"
+    for args in (("check", "config", "prometheus.yml"),
+                 ("check", "rules", "demandflow-recording.rules.yml",
+                  "demandflow-pipeline.rules.yml"),
+                 ("test", "rules", "tests/demandflow.test.yml")):
+        result = run(promtool, *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_committed_dashboards_are_exactly_what_the_generator_makes() -> None:
+    from pipeline.dashboards import dashboards, render
+
+    folder = DEPLOY / "grafana" / "dashboards"
+    generated = dashboards(load_config())
+    assert sorted(p.name for p in folder.glob("*.json")) == sorted(generated)
+    for name, dashboard in generated.items():
+        assert (folder / name).read_bytes() == render(dashboard), \
+            f"{name} drifted from pipeline/dashboards.py: run `demandflow dashboards`"
+
+
+def test_wall_panels_are_readable_from_across_the_room() -> None:
+    from pipeline.dashboards import control_room
+
+    wall = control_room(load_config())
+    stats = [p for p in wall["panels"] if p["type"] == "stat"]
+    assert len(wall["panels"]) <= 12 and len(stats) >= 4
+    for p in stats:
+        assert p["options"]["colorMode"] == "background", p["title"]
+        assert len(p["fieldConfig"]["defaults"]["thresholds"]["steps"]) >= 2 or \
+            p["title"].startswith("Demand"), p["title"]
