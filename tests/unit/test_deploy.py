@@ -80,3 +80,49 @@ def test_wall_panels_are_readable_from_across_the_room() -> None:
         assert p["options"]["colorMode"] == "background", p["title"]
         assert len(p["fieldConfig"]["defaults"]["thresholds"]["steps"]) >= 2 or \
             p["title"].startswith("Demand"), p["title"]
+
+
+def test_docker_compose_accepts_the_compose_file() -> None:
+    # The Docker client here has no compose plugin; Debian's docker-compose parses the
+    # same file format (make test installs it as root). No engine is needed for `config`.
+    compose = shutil.which("docker-compose")
+    assert compose, "docker-compose is missing: apt-get install docker-compose"
+    result = subprocess.run([compose, "-f", str(DEPLOY / "docker-compose.yml"), "--profile",
+                             "simulator", "config", "--services"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) == {"kafka", "worker-1", "worker-2", "simulator",
+                                          "prometheus", "alertmanager", "grafana"}
+
+
+def _kustomize() -> dict[str, dict]:
+    """The built manifests by kind: with kubectl when present, else from the files."""
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        result = subprocess.run([kubectl, "kustomize", str(DEPLOY / "k8s")],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return {d["kind"]: d for d in yaml.safe_load_all(result.stdout)}
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    labels = kustomization["labels"][0]["pairs"]
+    docs = {}
+    for name in kustomization["resources"]:
+        doc = yaml.safe_load((DEPLOY / "k8s" / name).read_text())
+        if doc["kind"] == "Deployment":
+            doc["spec"]["template"].setdefault("metadata", {}).setdefault("labels", {})
+            doc["spec"]["template"]["metadata"]["labels"].update(labels)
+        if doc["kind"] == "Service":
+            doc["spec"].setdefault("selector", {}).update(labels)
+        docs[doc["kind"]] = doc
+    return docs
+
+
+def test_kubernetes_manifests_build_with_probes_and_a_disruption_budget() -> None:
+    docs = _kustomize()
+    pod = docs["Deployment"]["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    pdb = docs["PodDisruptionBudget"]["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert docs["Service"]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
