@@ -1,4 +1,4 @@
-"""The ``demandflow`` command: worker, simulate, topics, demo, dashboards."""
+"""The ``demandflow`` command: worker, simulate, replay, topics, demo, dashboards."""
 
 from __future__ import annotations
 
@@ -68,6 +68,38 @@ def demo(rate: float, duration: float, run_for: float | None) -> None:
     from pipeline.demo import run_demo
 
     sys.exit(_guard(lambda: run_demo(rate=rate, duration=duration, run_for=run_for)))
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--mapping", required=True,
+              help="Mapping file, or the name of a shipped one (decc-cad, nola-cfs).")
+@click.option("--speed", type=float, default=None,
+              help="k x real speed (keep the gaps between event times / k); default: as fast "
+                   "as possible.")
+@click.option("--since", default=None, help="Only events after this RFC 3339 instant.")
+@click.option("--until", default=None, help="Only events up to this RFC 3339 instant.")
+@click.option("--report", type=click.Path(dir_okay=False), default="replay-report.json",
+              show_default=True, help="Where to write the summary (JSON).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def replay(files: tuple[str, ...], mapping: str, speed: float | None, since: str | None,
+           until: str | None, report: str, quiet: bool) -> None:
+    """Replay command-and-control exports (CSV, .csv.gz) as lifecycle events."""
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.replay import run_replay
+
+    summary = _guard(lambda: run_replay([Path(f) for f in files], mapping, speed, since, until,
+                                        Path(report), show_progress=not quiet))
+    table = Table(title="replay summary", show_header=False)
+    for key, value in summary.as_dict().items():
+        if key != "files":
+            table.add_row(key, str(value))
+    Console().print(table)
+    click.echo(f"report written to {report}")
 
 
 @main.command()

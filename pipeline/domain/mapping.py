@@ -1,0 +1,237 @@
+"""Turning one row of a command-and-control export into lifecycle events. Pure.
+
+A force's export is one row per incident with a timestamp per stage. A
+:class:`Mapping` (TOML, validated; docs/replay.md) names the columns, the
+timestamp format and zone, null markers and sentinels, and how priorities,
+channels and areas map to the configured ones. :func:`row_events` applies it
+to one row and says what it found wrong and what it did about it, so a replay
+reports every quirk instead of hiding it.
+
+Rules for impossible clocks (documented in docs/replay.md, configurable):
+- a stage stamped before the call: dropped (``before_call = "drop_stage"``) or
+  the row skipped (``"skip_row"``);
+- a close stamped before a stage: the close moved to the latest stage
+  (``close_before_stage = "move_close"``) or the row skipped;
+- a reopen stamped before the first close: the reopen (and second close) dropped;
+- any time in the future: the row skipped.
+Stages out of order among themselves (arrival before dispatch) are kept as
+stamped and reported: each response clock is measured from the call.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping as MappingT
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SKIPPED = "skipped"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Columns(_Strict):
+    """Export column names (by name, never by position)."""
+
+    id: str
+    call: str
+    dispatched: str | None = None
+    arrived: str | None = None
+    closed: str
+    reopened: str | None = None
+    final_closed: str | None = None
+    priority: str
+    initial_priority: str | None = None
+    channel: str | None = None
+    terminal: str | None = None
+    area: str | None = None
+    category: str | None = None
+
+
+class Repair(_Strict):
+    before_call: Literal["drop_stage", "skip_row"] = "drop_stage"
+    close_before_stage: Literal["move_close", "skip_row"] = "move_close"
+
+
+class Mapping(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    description: str = ""
+    timezone: str
+    timestamp_formats: list[str] = Field(min_length=1)
+    null_markers: list[str] = Field(default_factory=lambda: ["", "NULL"])
+    sentinels: list[str] = Field(default_factory=list)
+    columns: Columns
+    # Export value (fnmatch pattern, first match wins) -> configured code.
+    grades: dict[str, str] = Field(min_length=1)
+    channels: dict[str, str] = Field(default_factory=dict)
+    areas: dict[str, str] = Field(default_factory=dict)
+    area: str | None = None  # one configured area for the whole file
+    default_channel: str = "101"
+    terminal_ignore: list[str] = Field(default_factory=list)
+    # Only rows whose column holds one of these values are replayed (others: "filtered").
+    include: dict[str, list[str]] = Field(default_factory=dict)
+    repair: Repair = Repair()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass
+class RowResult:
+    """What one row became: events, or why it was skipped; and what was repaired."""
+
+    incident_id: str | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    skipped: str | None = None  # reason the row was not replayed
+    filtered: bool = False
+    repaired: list[str] = field(default_factory=list)  # reasons reported, row still replayed
+
+
+def lookup(table: MappingT[str, str], value: str) -> str | None:
+    """The mapped code for ``value``: exact key first, then the first matching pattern."""
+    if value in table:
+        return table[value]
+    for pattern, code in table.items():
+        if fnmatch.fnmatchcase(value, pattern):
+            return code
+    return None
+
+
+def parse_local(text: str, m: Mapping) -> datetime | None:
+    """An export timestamp (local time of ``m.timezone``) as an aware UTC datetime.
+
+    None for a null marker. An ambiguous local time (the repeated hour when
+    clocks go back) is read as its first occurrence, daylight time (fold=0);
+    a time in the skipped hour (clocks go forward) is read with the offset in
+    force before the change. ValueError if it matches no format.
+    """
+    value = text.strip()
+    if value in m.null_markers or value in m.sentinels:
+        return None
+    for fmt in m.timestamp_formats:
+        try:
+            naive = datetime.strptime(value, fmt)  # noqa: DTZ007 (zone attached next)
+        except ValueError:
+            continue
+        return naive.replace(tzinfo=m.zone()).astimezone(UTC)
+    raise ValueError(f"{value!r} matches no timestamp format")
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def row_events(row: MappingT[str, str], m: Mapping, grades: frozenset[str],
+               areas: frozenset[str], now: datetime) -> RowResult:
+    """The lifecycle events of one export row (see the module docstring for the rules)."""
+    c = m.columns
+    iid = (row.get(c.id) or "").strip()
+    result = RowResult(incident_id=iid or None)
+    for column, allowed in m.include.items():
+        if (row.get(column) or "").strip() not in allowed:
+            result.filtered = True
+            return result
+    if not iid or iid in m.null_markers:
+        return _skip(result, "missing_id")
+
+    def get(column: str | None) -> str:
+        return "" if column is None else (row.get(column) or "").strip()
+
+    times: dict[str, datetime | None] = {}
+    for stage, column in (("call", c.call), ("dispatched", c.dispatched),
+                          ("arrived", c.arrived), ("closed", c.closed),
+                          ("reopened", c.reopened), ("final_closed", c.final_closed)):
+        try:
+            times[stage] = parse_local(get(column), m) if column else None
+        except ValueError:
+            return _skip(result, "bad_timestamp")
+    call = times["call"]
+    if call is None:
+        return _skip(result, "missing_call_time")
+    if any(t is not None and t > now for t in times.values()):
+        return _skip(result, "future_time")
+
+    grade = lookup(m.grades, get(c.priority))
+    initial = lookup(m.grades, get(c.initial_priority)) if c.initial_priority else grade
+    if grade is None or initial is None or grade not in grades or initial not in grades:
+        return _skip(result, "unknown_priority")
+    area = m.area if m.area is not None else lookup(m.areas, get(c.area))
+    if area is None or area not in areas:
+        return _skip(result, "unknown_area")
+    channel = lookup(m.channels, get(c.channel)) if c.channel else None
+    channel = channel or m.default_channel
+
+    stages = {s: times[s] for s in ("dispatched", "arrived")}
+    for stage, t in list(stages.items()):
+        if t is not None and t < call:
+            if m.repair.before_call == "skip_row":
+                return _skip(result, "stage_before_call")
+            result.repaired.append("stage_before_call")
+            stages[stage] = None
+    dispatched, arrived = stages["dispatched"], stages["arrived"]
+    if dispatched is not None and arrived is not None and arrived < dispatched:
+        result.repaired.append("stage_out_of_order")
+
+    closed = times["closed"]
+    latest = max([call, *(t for t in stages.values() if t is not None)])
+    if closed is not None and closed < latest:
+        if m.repair.close_before_stage == "skip_row":
+            return _skip(result, "close_before_stage")
+        result.repaired.append("close_before_stage")
+        closed = latest
+    reopened, final = times["reopened"], times["final_closed"]
+    if reopened is not None and (closed is None or reopened < closed):
+        result.repaired.append("reopen_before_close")
+        reopened = None
+    if reopened is not None and final is not None and final < reopened:
+        result.repaired.append("close_before_stage")
+        final = reopened
+
+    terminal = get(c.terminal) if c.terminal else ""
+    if terminal in m.terminal_ignore or terminal in m.null_markers:
+        terminal = ""
+    category = (get(c.category) or "unknown")[:64]
+
+    def ev(kind: str, etype: str, at: datetime, data: dict[str, Any]) -> None:
+        result.events.append({
+            "event_id": f"{m.name}:{iid}:{kind}", "incident_id": iid, "event_type": etype,
+            "occurred_at": iso(at), "schema_version": 1, "source": f"replay-{m.name}",
+            "data": data})
+
+    ev("created", "created", call, {"grade": initial, "category": category,
+                                    "channel": channel, "area": area, "vulnerable": False})
+    if grade != initial:
+        ev("graded", "graded", call, {"grade": grade, "reason": "final priority in export"})
+    if terminal:
+        ev("assigned", "assigned", dispatched or call, {"terminal": terminal[:64]})
+    if dispatched is not None:
+        ev("dispatched", "dispatched", dispatched, {})
+    if arrived is not None:
+        ev("arrived", "arrived", arrived, {})
+    if closed is not None:
+        ev("closed", "closed", closed, {"disposition": "closed in export"})
+        if reopened is not None:
+            ev("reopened", "reopened", reopened, {})
+            if final is not None:
+                ev("closed-2", "closed", final, {"disposition": "closed again in export"})
+    return result
+
+
+def _skip(result: RowResult, reason: str) -> RowResult:
+    result.skipped = reason
+    return result
