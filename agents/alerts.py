@@ -34,7 +34,6 @@ from agents.backlog import incidents
 from agents.deadletters import guard_failed
 from pipeline.app import alerts_topic, app, config, metrics, registry, settings
 from pipeline.domain.alerting import alert_record, alertmanager_payload, step
-from pipeline.domain.clocks import effective_now
 from pipeline.domain.rules import evaluate
 from pipeline.metrics import AlertsCollector
 
@@ -48,17 +47,9 @@ notified = app.Table("alerts-notified", default=None, partitions=settings.topic_
                      key_type=str, help="Firing alerts as last delivered, for re-sending.")
 registry.register(AlertsCollector(config, lambda: list(active.values())))
 
-def rules_now(wall: float) -> float | None:
-    """The instant rules are evaluated at (wall clock, or the stream's event time)."""
-    marks = [wm for p in range(settings.topic_partitions)
-             if (wm := windows.watermark(p)) is not None]
-    return effective_now(settings.clock, wall, max(marks) if marks else None,
-                         config.windows.grace_seconds)
-
-
 async def evaluate_and_publish(wall: float) -> int:
     """Evaluate every rule now; publish and record each transition. Returns how many."""
-    now = rules_now(wall)
+    now = windows.stream_now(wall)
     if now is None:
         return 0
     holding = evaluate(config, list(incidents.values()), now, windows.buckets)

@@ -7,11 +7,11 @@ a snapshot is the force-wide backlog.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 
+from agents import windows
 from agents.backlog import incidents
 from pipeline.app import app, config, settings, snapshot_topic
 from pipeline.domain.backlog import summarise
@@ -55,5 +55,5 @@ def backlog_document(now: float) -> dict[str, Any]:
 
 @app.timer(settings.snapshot_interval_s)
 async def publish_snapshot() -> None:
-    document = backlog_document(time.time())
+    document = backlog_document(windows.display_now())
     await snapshot_topic.send(key=document["worker"].encode(), value=orjson.dumps(document))

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 
 from pipeline.app import app, config, metrics, settings
 from pipeline.domain import windows as w
+from pipeline.domain.clocks import effective_now
 
 minutes = app.Table("demand-minutes", default=None, partitions=settings.topic_partitions,
                     key_type=str, help="Incoming incidents per minute, by grade|channel.")
@@ -44,6 +45,21 @@ def watermark(partition: int) -> float | None:
     """The latest call time counted on this partition (event time), if any."""
     value = minutes.get(f"{partition}:wm")
     return None if value is None else float(value)
+
+
+def stream_now(wall: float) -> float | None:
+    """"Now" for time-driven logic: the wall clock, or in event mode the stream's time
+    (the latest watermark this worker holds, less the grace); None before any event."""
+    marks = [wm for p in range(settings.topic_partitions) if (wm := watermark(p)) is not None]
+    return effective_now(settings.clock, wall, max(marks) if marks else None,
+                         config.windows.grace_seconds)
+
+
+def display_now() -> float:
+    """The instant views and gauges show ages at: the stream's now, else the wall clock."""
+    wall = time.time()
+    now = stream_now(wall)
+    return wall if now is None else now
 
 
 def _expire(partition: int, watermark: float) -> None:

@@ -8,7 +8,6 @@ instant, which replays and their checks need; the default is now.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from faust import web
@@ -22,7 +21,8 @@ from pipeline.domain.events import format_time, parse_time
 from pipeline.domain.windows import demand, parse_window, window_name
 from pipeline.metrics import BacklogCollector
 
-registry.register(BacklogCollector(config, lambda: list(incidents.values()), windows.buckets))
+registry.register(BacklogCollector(config, lambda: list(incidents.values()), windows.buckets,
+                                   clock=windows.display_now))
 
 
 def health() -> tuple[bool, dict[str, Any]]:
@@ -41,7 +41,7 @@ class BadRequest(ValueError):
 def _at(request: web.Request) -> float:
     text = request.query.get("at")
     if not text:
-        return time.time()
+        return windows.display_now()
     try:
         return parse_time(text)
     except ValueError as exc:
@@ -76,7 +76,7 @@ async def oldest_view(self: web.View, request: web.Request) -> web.Response:
         return self.json({"error": "unknown grade"}, status=400)
     if area is not None and area not in config.area_codes:
         return self.json({"error": "unknown area"}, status=400)
-    now = time.time()
+    now = windows.display_now()
     rows = oldest_open(list(incidents.values()), limit, grade, area)
     return self.json({"as_of": format_time(now), "incidents": [
         {"incident_id": r.incident_id, "grade": r.grade, "area": r.area, "status": r.status,
