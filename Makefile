@@ -7,8 +7,16 @@ DEBIAN_PACKAGES := prometheus prometheus-alertmanager docker-compose
 
 .PHONY: demo test install system-deps kafka-fetch kafka-start kafka-stop lint unit integration clean
 
-demo: install kafka-fetch  ## Local Kafka + worker + simulator + live summary (Ctrl-C stops all)
-	deploy/demo.sh $(DEMO_ARGS)
+# `make demo SOURCE=replay` replays real exports (REPLAY_FILES, MAPPING) at SPEED x real time.
+SOURCE ?= simulator
+SPEED ?= 600
+MAPPING ?= decc-cad
+REPLAY_FILES ?= ../shared/data/decc-cad/week*.csv
+
+demo: install kafka-fetch  ## Local Kafka + worker + simulator (or replay) + live summary
+	deploy/demo.sh --source $(SOURCE) $(if $(filter replay,$(SOURCE)),--speed $(SPEED) \
+		--mapping $(MAPPING) $(foreach f,$(wildcard $(REPLAY_FILES)),--replay-file $(f))) \
+		$(DEMO_ARGS)
 
 test: install system-deps kafka-fetch  ## Install what is needed, lint, run the whole suite
 	$(BIN)/ruff check .

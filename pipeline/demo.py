@@ -7,6 +7,7 @@ then SIGKILL after a grace period) before returning.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -73,15 +74,17 @@ def render(snap: Snapshot, rate: float, grade_names: dict[str, str], sim_running
                       _age(snap.oldest_by_grade.get(code, 0.0)))
     total = sum(snap.open_by_grade.values())
     footer = Text(f"open total {total:.0f}   events/s {rate:.1f}   events {snap.events_total:.0f}"
-                  f"   dead-lettered {snap.dead_letters:.0f}   simulator "
+                  f"   dead-lettered {snap.dead_letters:.0f}   source "
                   f"{'running' if sim_running else 'finished'}   (Ctrl-C to stop)")
     return Group(table, footer)
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log: Path,
+           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     out = open(log, "wb")  # noqa: SIM115 - lives as long as the child
     return subprocess.Popen([sys.executable, "-m", "pipeline", *args], stdout=out,  # noqa: S603
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env=None if env is None else {**os.environ, **env})
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
@@ -94,8 +97,14 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
             proc.wait()
 
 
-def run_demo(rate: float, duration: float, run_for: float | None = None) -> int:
-    """Run until Ctrl-C (or ``run_for`` seconds); always stop what was started."""
+def run_demo(rate: float, duration: float, run_for: float | None = None,
+             replay_files: list[str] | None = None, mapping: str = "decc-cad",
+             speed: float = 600.0) -> int:
+    """Run until Ctrl-C (or ``run_for`` seconds); always stop what was started.
+
+    The demand comes from the simulator, or with ``replay_files`` from a replay of
+    real exports at ``speed`` x real time (the worker then follows event time).
+    """
     settings = get_settings()
     config = load_config(settings.config_path)
     console = Console()
@@ -103,7 +112,8 @@ def run_demo(rate: float, duration: float, run_for: float | None = None) -> int:
     logs = Path(".run")
     logs.mkdir(exist_ok=True)
     base = f"http://{settings.web_host}:{settings.web_port}"
-    worker = _spawn(["worker"], logs / "demo-worker.log")
+    worker = _spawn(["worker"], logs / "demo-worker.log",
+                    {"DEMANDFLOW_CLOCK": "event"} if replay_files else None)
     sim: subprocess.Popen[bytes] | None = None
     stop_requested = False
 
@@ -115,8 +125,13 @@ def run_demo(rate: float, duration: float, run_for: float | None = None) -> int:
     started = time.monotonic()
     try:
         _wait_healthy(base, worker)
-        sim = _spawn(["simulate", "--rate", str(rate), "--duration", str(duration), "--quiet"],
-                     logs / "demo-simulator.log")
+        if replay_files:
+            sim = _spawn(["replay", *replay_files, "--mapping", mapping, "--speed", str(speed),
+                          "--quiet", "--report", str(logs / "demo-replay-report.json")],
+                         logs / "demo-replay.log")
+        else:
+            sim = _spawn(["simulate", "--rate", str(rate), "--duration", str(duration),
+                          "--quiet"], logs / "demo-simulator.log")
         console.print(f"Kafka      {settings.bootstrap_servers}\n"
                       f"metrics    {base}/metrics\nhealth     {base}/healthz\n"
                       f"backlog    {base}/backlog\nlogs       {logs}/demo-*.log")
@@ -144,7 +159,7 @@ def run_demo(rate: float, duration: float, run_for: float | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        console.print("stopping simulator and worker ...")
+        console.print("stopping the demand source and the worker ...")
         if sim is not None:
             _stop(sim)
         _stop(worker)
