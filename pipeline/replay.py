@@ -189,3 +189,22 @@ def run_replay(files: list[Path], mapping_path: str, speed: float | None,
     if report is not None:
         report.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     return summary
+
+
+def observed(files: Iterable[Path], mapping: Mapping, config: DemandConfig) -> list[Any]:
+    """The replayed incidents as a profile learner sees them (call, grade, channel, clocks)."""
+    from pipeline.domain.profile import Observed
+
+    events, _ = plan(files, mapping, config)
+    by_id: dict[str, dict[str, Any]] = {}
+    for e in events:
+        i = by_id.setdefault(e["incident_id"], {})
+        at = parse_time(e["occurred_at"])
+        if e["event_type"] == "created":
+            i.update(call=at, grade=e["data"]["grade"], channel=e["data"]["channel"])
+        elif e["event_type"] in ("dispatched", "arrived"):
+            i.setdefault(e["event_type"], at)
+    return [Observed(i["call"], i["grade"], i["channel"],
+                     i["dispatched"] - i["call"] if "dispatched" in i else None,
+                     i["arrived"] - i["call"] if "arrived" in i else None)
+            for i in by_id.values() if "call" in i]

@@ -5,11 +5,20 @@ of ``(delay_seconds, event document)`` out) so it is tested without Kafka; the
 producing loop around it uses kafka-python. Lifecycle delays are real-life
 seconds divided by ``speed``, and event times are the wall-clock instants the
 events are sent, so the live backlog and its ages look like a control room's.
+
+Arrivals follow a demand profile learned from a real centre's exports
+(``pipeline/defaults/profile.json``, ``demandflow learn-profile``): the week's
+shape runs on a simulated clock ``speed`` times faster than the wall (at 60x a
+day passes in 24 minutes), so nights and weekends show. Grade and channel mix
+and the call -> dispatch / arrival times come from the profile too. Scenarios:
+a surge (demand x k for some hours) and a dispatcher shortage (dispatch takes
+1/capacity times longer, so the backlog grows). The same seed gives the same stream.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import time
 import uuid
@@ -21,6 +30,7 @@ import orjson
 
 from pipeline.config import DemandConfig
 from pipeline.domain.events import format_time
+from pipeline.domain.profile import Profile, Surge, arrivals, sample
 
 Doc = dict[str, Any]
 Plan = list[tuple[float, Doc]]
@@ -45,6 +55,21 @@ class SimulatorOptions:
     duplicates: float = 0.01
     malformed: float = 0.005
     progress: bool = True
+    surge: float = 1.0  # demand x this ...
+    surge_after_hours: float = 0.0  # ... starting this many simulated hours in ...
+    surge_hours: float = 6.0  # ... for this many simulated hours
+    capacity: float = 1.0  # dispatcher capacity: 0.5 = half the dispatchers, twice as slow
+    profile: Profile | None = None  # None: the shipped profile
+
+
+def load_profile(path: str | None = None) -> Profile:
+    """A profile file, or the shipped one (learned from a real centre's exports)."""
+    from importlib import resources
+    from pathlib import Path
+
+    text = Path(path).read_bytes() if path else \
+        resources.files("pipeline").joinpath("defaults/profile.json").read_bytes()
+    return Profile.model_validate(orjson.loads(text))
 
 
 @dataclass
@@ -61,11 +86,15 @@ def _pick(rng: random.Random, mix: dict[str, float]) -> str:
 
 
 def plan_incident(rng: random.Random, incident_id: str, config: DemandConfig,
-                  stats: SimStats) -> Plan:
+                  stats: SimStats, profile: Profile | None = None,
+                  capacity: float = 1.0) -> Plan:
     """The events of one incident with their delays (real-life seconds) after the call."""
     grades = [g.code for g in config.grades]
-    grade = _pick(rng, GRADE_MIX) if set(GRADE_MIX) <= set(grades) else rng.choice(grades)
-    channel = "999" if grade == "1" and rng.random() < 0.8 else _pick(rng, CHANNEL_MIX)
+    grade_mix = {g: w for g, w in (profile.grade_mix if profile else GRADE_MIX).items()
+                 if g in grades}
+    grade = _pick(rng, grade_mix) if grade_mix else rng.choice(grades)
+    channel_mix = profile.channel_mix if profile else CHANNEL_MIX
+    channel = _pick(rng, channel_mix)
     vulnerable = rng.random() < 0.15
     if stats.callers and rng.random() < 0.05:  # a repeat caller
         caller = rng.choice(stats.callers[-200:])
@@ -90,9 +119,15 @@ def plan_incident(rng: random.Random, incident_id: str, config: DemandConfig,
         plan.append((t, {"event_type": "graded", "data": {"grade": new_grade}}))
         grade = new_grade
     if grade in ("1", "2"):
-        t = rng.expovariate(1 / TO_DISPATCH[grade])
+        if profile and grade in profile.to_dispatch and grade in profile.to_arrive:
+            to_dispatch = sample(profile.to_dispatch[grade], rng)
+            to_arrive = max(sample(profile.to_arrive[grade], rng) - to_dispatch, 0.0)
+        else:
+            to_dispatch = rng.expovariate(1 / TO_DISPATCH[grade])
+            to_arrive = rng.expovariate(1 / TO_ARRIVE[grade])
+        t = to_dispatch / capacity
         plan.append((t, {"event_type": "dispatched", "data": {}}))
-        t += rng.expovariate(1 / TO_ARRIVE[grade])
+        t += to_arrive
         plan.append((t, {"event_type": "arrived", "data": {}}))
         t += rng.expovariate(1 / ON_SCENE[grade])
     elif grade == "3":
@@ -159,12 +194,23 @@ def run_simulator(opts: SimulatorOptions, send: Callable[[bytes, bytes], None] |
 
     seed = opts.seed if opts.seed is not None else random.SystemRandom().getrandbits(32)
     rng = random.Random(seed)
+    profile = opts.profile or load_profile()
     stats = SimStats()
     run_tag = f"{seed:08x}"[-8:]
     start = clock()
     queue: list[tuple[float, int, str, float, Doc]] = []
     seq = 0
-    next_call = start
+    # Arrivals on the simulated clock (speed x the wall), mapped back to wall instants.
+    per_sim_second = opts.rate / opts.speed
+    surge = Surge(opts.surge, start + opts.surge_after_hours * 3600, opts.surge_hours) \
+        if opts.surge != 1.0 else None
+    sim_calls = arrivals(profile, start, math.inf, random.Random(seed ^ 0x5EED),
+                         scale=per_sim_second / (profile.incidents_per_hour / 3600), surge=surge)
+
+    def next_arrival() -> float:
+        return start + (next(sim_calls) - start) / opts.speed
+
+    next_call = next_arrival()
     display = _Progress(opts, stats) if opts.progress else None
     try:
         while True:
@@ -177,11 +223,12 @@ def run_simulator(opts: SimulatorOptions, send: Callable[[bytes, bytes], None] |
             while not out_of_time and not out_of_incidents and next_call <= now:
                 stats.incidents += 1
                 incident_id = f"SIM-{run_tag}-{stats.incidents:07d}"
-                for delay, doc in plan_incident(rng, incident_id, config, stats):
+                for delay, doc in plan_incident(rng, incident_id, config, stats, profile,
+                                                opts.capacity):
                     seq += 1
                     heapq.heappush(queue, (next_call + delay / opts.speed, seq, incident_id,
                                            next_call, doc))
-                next_call += rng.expovariate(opts.rate)
+                next_call = next_arrival()
                 out_of_incidents = (opts.max_incidents is not None
                                     and stats.incidents >= opts.max_incidents)
             while queue and queue[0][0] <= now:
