@@ -121,3 +121,34 @@ def test_rejection_keeps_a_known_event_type_for_counting() -> None:
     with pytest.raises(InvalidEvent) as err:
         decode_event(orjson.dumps(doc), CONFIG, 65536)
     assert err.value.event_type == "graded"
+
+
+def test_the_fast_validator_accepts_nothing_the_reference_validator_refuses() -> None:
+    """The compiled fast path must never let through what the 2020-12 contract refuses."""
+    import random
+
+    import fastjsonschema
+
+    from pipeline.domain.events import _FAST, _VALIDATOR
+
+    rng = random.Random(4)
+    values = [None, 0, -1, 1.5, "", "x" * 200, "9", [], {}, True, "2026-02-30T10:00:00Z"]
+    checked = 0
+    for doc in examples().values():
+        for _ in range(60):
+            mutated = orjson.loads(orjson.dumps(doc))
+            target = mutated if rng.random() < 0.5 else mutated["data"]
+            key = rng.choice([*target, "extra_field"])
+            if rng.random() < 0.2:
+                target.pop(key, None)
+            else:
+                target[key] = rng.choice(values)
+            try:
+                _FAST(mutated)
+            except fastjsonschema.JsonSchemaException:
+                continue  # refused by the fast path: jsonschema decides, as in _check
+            checked += 1
+            assert _VALIDATOR.is_valid(mutated), mutated
+        assert _VALIDATOR.is_valid(doc)
+        _FAST(doc)  # and it accepts every valid example
+    assert checked > 20  # some mutations stay valid, and both agree on those
