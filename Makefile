@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := prometheus prometheus-alertmanager docker-compose
 
-.PHONY: demo test install system-deps kafka-fetch kafka-start kafka-stop lint unit integration clean
+.PHONY: demo test bench install system-deps kafka-fetch kafka-start kafka-stop lint unit integration clean
 
 # `make demo SOURCE=replay` replays real exports (REPLAY_FILES, MAPPING) at SPEED x real time.
 SOURCE ?= simulator
@@ -21,6 +21,9 @@ demo: install kafka-fetch  ## Local Kafka + worker + simulator (or replay) + liv
 test: install system-deps kafka-fetch  ## Install what is needed, lint, run the whole suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests
+
+bench: install  ## Benchmarks (never part of make test): the per-event hot path for now
+	$(BIN)/python -m bench.hot_path
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
