@@ -10,6 +10,7 @@ recomputation re-states the shipped mapping's rules (docs/replay.md) itself.
 from __future__ import annotations
 
 import csv
+import os
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,15 @@ from tests.integration.support import REPO, Namespace, Worker, wait_true
 
 pytestmark = pytest.mark.integration
 
-DATA = REPO.parent / "shared" / "data" / "decc-cad"
+def _shared_data() -> Path:
+    """The shared data: DEMANDFLOW_SHARED_DATA, ../shared/data beside the checkout, or /work."""
+    candidates = [Path(os.environ["DEMANDFLOW_SHARED_DATA"])] \
+        if os.environ.get("DEMANDFLOW_SHARED_DATA") else []
+    candidates += [REPO.parent / "shared" / "data", Path("/work/shared/data")]
+    return next((c for c in candidates if (c / "decc-cad").is_dir()), candidates[0])
+
+
+DATA = _shared_data() / "decc-cad"
 FILES = sorted(DATA.glob("week*.csv"))
 NEW_YORK = ZoneInfo("America/New_York")
 MIDWAY = datetime(2025, 9, 21, 16, 0, tzinfo=UTC).timestamp()
