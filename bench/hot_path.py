@@ -74,11 +74,13 @@ def main(incidents: int = 20_000) -> dict[str, float]:
         for e in decoded:
             state[e.incident_id] = apply_once(state.get(e.incident_id), e, 256)[0]
 
-    figures = {name: rate(fn, records) for name, fn in (
-        ("orjson.loads (baseline)", baseline),
-        ("contract check, jsonschema only", reference_validation),
-        ("decode_event (as shipped)", decode),
-        ("apply_once (dedup + fold)", fold),
+    # The jsonschema-only reference is ~300x slower than the baseline: time it on a sample.
+    sample = records[:10_000]
+    figures = {name: rate(fn, rs) for name, fn, rs in (
+        ("orjson.loads (baseline)", baseline, records),
+        ("contract check, jsonschema only", reference_validation, sample),
+        ("decode_event (as shipped)", decode, records),
+        ("apply_once (dedup + fold)", fold, records),
     )}
     base = figures["orjson.loads (baseline)"]
     print(f"hot path, {len(records):,} events, median of {RUNS} runs")
