@@ -11,13 +11,14 @@ import tomllib
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
 
 CODE_PATTERN = r"^[A-Za-z0-9_-]{1,16}$"
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -157,12 +158,17 @@ def load_config(path: str | Path | None = None) -> DemandConfig:
 
 def parse_config(text: str, origin: str) -> DemandConfig:
     """Parse and validate configuration text; errors name ``origin`` and the line."""
+    return parse_toml_model(text, origin, DemandConfig)
+
+
+def parse_toml_model(text: str, origin: str, model: type[M]) -> M:
+    """TOML text validated as ``model``; any mistake is a ConfigError naming the line."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
     try:
-        return DemandConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])

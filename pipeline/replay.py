@@ -15,7 +15,6 @@ import csv
 import gzip
 import io
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
-from pipeline.config import DemandConfig, locate_line
+from pipeline.config import DemandConfig, parse_toml_model
 from pipeline.domain.events import parse_time
 from pipeline.domain.mapping import Mapping, row_events
 from pipeline.errors import ConfigError, DemandflowError
@@ -45,18 +43,7 @@ def load_mapping(path: str | Path) -> Mapping:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read mapping: {exc.strerror}") from exc
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    try:
-        return Mapping.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        where = ".".join(str(x) for x in loc) or "(top level)"
-        raise ConfigError(f"{p}, line {locate_line(text, loc) or '?'}: {where}: "
-                          f"{err['msg']}") from exc
+    return parse_toml_model(text, str(p), Mapping)
 
 
 def read_rows(path: Path) -> Iterator[dict[str, str]]:
