@@ -1,8 +1,8 @@
 """Alerts reach the right duty inspector through a real Alertmanager, once each, and resolve.
 
 Real Kafka, a real worker and a real Alertmanager (the shipped routing, webhooks
-pointed at a receiver run here). Alertmanager is stopped part-way and started
-again: every notification still arrives, none twice.
+pointed at a receiver run here). The worker is restarted, and Alertmanager is
+stopped part-way and started again: every notification still arrives, none twice.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def receiver():
 def test_scenario_notifies_each_alert_once_and_its_resolution_across_an_outage(
         ns: Namespace, workdir: Path, receiver: Receiver) -> None:
     am = Alertmanager(workdir, receiver).start()
-    worker = Worker(ns, workdir, DEMANDFLOW_CONFIG_PATH=str(config_file(workdir)),
-                    DEMANDFLOW_ALERTMANAGER_URL=am.url, DEMANDFLOW_ALERT_RESEND_S="2").start()
+    alert_env = {"DEMANDFLOW_CONFIG_PATH": str(config_file(workdir)),
+                 "DEMANDFLOW_ALERTMANAGER_URL": am.url, "DEMANDFLOW_ALERT_RESEND_S": "2"}
+    worker = Worker(ns, workdir, **alert_env).start()
     now = time.time()
     try:
         # A grade 1 in the north left unattended 20 min (target 15), and a vulnerable
@@ -88,6 +89,15 @@ def test_scenario_notifies_each_alert_once_and_its_resolution_across_an_outage(
                                                    "next_review_due": iso(now - 600)}),
         ])
         wait_for("the first two alerts", lambda: len(receiver.seen()) >= 2, timeout=60)
+
+        # A restarted worker restores its active alerts from the changelog: it neither
+        # forgets them (they still resolve below) nor fires them again (counted at the end).
+        worker.stop()
+        worker = Worker(ns, workdir, **alert_env).start()
+        wait_for("the restarted worker to report both alerts firing",
+                 lambda: worker.metric_sum("demand_alerts_firing") == 2, timeout=60)
+        time.sleep(6)  # a tick and a re-send later, still nothing new
+        assert len(receiver.seen()) == 2, receiver.seen()
         am.stop()
 
         # While Alertmanager is down: a terminal takes a fourth log (band 1-3), one
