@@ -25,13 +25,12 @@ from typing import Any
 import orjson
 
 from pipeline.config import DemandConfig, parse_toml_model
+from pipeline.domain.backlog import RANK
 from pipeline.domain.events import parse_time
 from pipeline.domain.mapping import Mapping, row_events
 from pipeline.errors import ConfigError, DemandflowError
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "deploy" / "mappings"
-ORDER = {"created": 0, "graded": 1, "assigned": 2, "dispatched": 3, "arrived": 4,
-         "closed": 5, "reopened": 6}
 
 
 def load_mapping(path: str | Path) -> Mapping:
@@ -101,7 +100,8 @@ def plan(files: Iterable[Path], mapping: Mapping, config: DemandConfig,
             summary.incidents += 1
             summary.repaired.update(result.repaired)
             events.extend(result.events)
-    events.sort(key=lambda e: (e["occurred_at"], ORDER[e["event_type"]], e["event_id"]))
+    # Same-instant events go in lifecycle order, the order the backlog's fold gives them.
+    events.sort(key=lambda e: (e["occurred_at"], RANK[e["event_type"]], e["event_id"]))
     summary.events = len(events)
     if events:
         summary.first_event, summary.last_event = events[0]["occurred_at"], \

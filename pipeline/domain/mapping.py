@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipeline.domain.events import format_time
+
 SKIPPED = "skipped"
 
 
@@ -132,10 +134,6 @@ def parse_local(text: str, m: Mapping) -> datetime | None:
     raise ValueError(f"{value!r} matches no timestamp format")
 
 
-def iso(dt: datetime) -> str:
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def row_events(row: MappingT[str, str], m: Mapping, grades: frozenset[str],
                areas: frozenset[str], now: datetime) -> RowResult:
     """The lifecycle events of one export row (see the module docstring for the rules)."""
@@ -210,8 +208,8 @@ def row_events(row: MappingT[str, str], m: Mapping, grades: frozenset[str],
     def ev(kind: str, etype: str, at: datetime, data: dict[str, Any]) -> None:
         result.events.append({
             "event_id": f"{m.name}:{iid}:{kind}", "incident_id": iid, "event_type": etype,
-            "occurred_at": iso(at), "schema_version": 1, "source": f"replay-{m.name}",
-            "data": data})
+            "occurred_at": format_time(at.timestamp()), "schema_version": 1,
+            "source": f"replay-{m.name}", "data": data})
 
     ev("created", "created", call, {"grade": initial, "category": category,
                                     "channel": channel, "area": area, "vulnerable": False})
