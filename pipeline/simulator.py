@@ -35,9 +35,8 @@ from pipeline.domain.profile import Profile, Surge, arrivals, sample
 Doc = dict[str, Any]
 Plan = list[tuple[float, Doc]]
 
-# Grade mix, channel mix and mean real-life stage durations (seconds) by grade.
-GRADE_MIX = {"1": 0.15, "2": 0.30, "3": 0.30, "4": 0.20, "5": 0.05}
-CHANNEL_MIX = {"999": 0.55, "101": 0.30, "online": 0.10, "officer": 0.05}
+# Mean real-life stage durations (seconds) by grade, for what a profile does not cover
+# (the profile gives dispatch/arrival quantiles only for grades with enough data).
 TO_DISPATCH = {"1": 180.0, "2": 1500.0}
 TO_ARRIVE = {"1": 540.0, "2": 1200.0}
 ON_SCENE = {"1": 3600.0, "2": 2700.0, "3": 1800.0}
@@ -86,15 +85,12 @@ def _pick(rng: random.Random, mix: dict[str, float]) -> str:
 
 
 def plan_incident(rng: random.Random, incident_id: str, config: DemandConfig,
-                  stats: SimStats, profile: Profile | None = None,
-                  capacity: float = 1.0) -> Plan:
+                  stats: SimStats, profile: Profile, capacity: float = 1.0) -> Plan:
     """The events of one incident with their delays (real-life seconds) after the call."""
     grades = [g.code for g in config.grades]
-    grade_mix = {g: w for g, w in (profile.grade_mix if profile else GRADE_MIX).items()
-                 if g in grades}
+    grade_mix = {g: w for g, w in profile.grade_mix.items() if g in grades}
     grade = _pick(rng, grade_mix) if grade_mix else rng.choice(grades)
-    channel_mix = profile.channel_mix if profile else CHANNEL_MIX
-    channel = _pick(rng, channel_mix)
+    channel = _pick(rng, profile.channel_mix)
     vulnerable = rng.random() < 0.15
     if stats.callers and rng.random() < 0.05:  # a repeat caller
         caller = rng.choice(stats.callers[-200:])
@@ -119,7 +115,7 @@ def plan_incident(rng: random.Random, incident_id: str, config: DemandConfig,
         plan.append((t, {"event_type": "graded", "data": {"grade": new_grade}}))
         grade = new_grade
     if grade in ("1", "2"):
-        if profile and grade in profile.to_dispatch and grade in profile.to_arrive:
+        if grade in profile.to_dispatch and grade in profile.to_arrive:
             to_dispatch = sample(profile.to_dispatch[grade], rng)
             to_arrive = max(sample(profile.to_arrive[grade], rng) - to_dispatch, 0.0)
         else:
