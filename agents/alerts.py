@@ -47,11 +47,12 @@ notified = app.Table("alerts-notified", default=None, partitions=settings.topic_
                      key_type=str, help="Firing alerts as last delivered, for re-sending.")
 registry.register(AlertsCollector(config, lambda: list(active.values())))
 
-async def evaluate_and_publish(wall: float) -> int:
-    """Evaluate every rule now; publish and record each transition. Returns how many."""
+
+async def evaluate_and_publish(wall: float) -> None:
+    """Evaluate every rule now; record and publish each transition."""
     now = windows.stream_now(wall)
     if now is None:
-        return 0
+        return
     holding = evaluate(config, list(incidents.values()), now, windows.buckets)
     current = {fp: a for fp, a in active.items() if a}
     changes, notes = step(current, holding, now, config.alerting.cool_down_seconds)
@@ -63,7 +64,6 @@ async def evaluate_and_publish(wall: float) -> int:
     for note in notes:
         record = alert_record(note)
         await alerts_topic.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))
-    return len(notes)
 
 
 @app.agent(alerts_topic, name="notifier")
@@ -85,7 +85,7 @@ async def notifier(stream: StreamT) -> None:
 
 
 async def deliver(client: httpx.AsyncClient, records: list[dict[str, Any]],
-                  retry: bool = True) -> bool:
+                  retry: bool = True) -> None:
     """POST alerts to Alertmanager; with ``retry``, keep trying with back-off until accepted."""
     url = f"{settings.alertmanager_url.rstrip('/')}/api/v2/alerts"  # type: ignore[union-attr]
     generator = f"http://{settings.web_host}:{settings.web_port}/alerts"
@@ -98,13 +98,13 @@ async def deliver(client: httpx.AsyncClient, records: list[dict[str, Any]],
                                          headers={"content-type": "application/json"})
             if response.status_code < 300:
                 metrics.notifications.labels("delivered").inc(len(records))
-                return True
+                return
             problem = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             problem = type(exc).__name__
         metrics.notifications.labels("failed").inc(len(records))
         if not retry:
-            return False
+            return
         delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
         log.warning("alertmanager delivery failed (%s); retrying in %.1f s", problem, delay)
         attempt += 1
