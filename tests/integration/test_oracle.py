@@ -48,6 +48,20 @@ def check_everything(worker: Worker, incs: dict[str, dict[str, Any]], counters: 
     wait_true("backlog equal to the oracle", lambda: backlog_matches(worker, expected, at),
               timeout=180)
 
+    # The oldest open incidents, filtered, in waiting order; bad queries are refused.
+    for grade, area in ((None, None), ("2", "north"), ("1", None), (None, "east")):
+        params = {k: v for k, v in (("grade", grade), ("area", area)) if v} | {"limit": "7"}
+        got = httpx.get(f"{worker.url}/incidents/oldest", params=params, timeout=30).json()
+        want = sorted(((i["call"], iid, i["grade"], i["area"], i["status"])
+                       for iid, i in incs.items() if i["status"] != "closed"
+                       and grade in (None, i["grade"]) and area in (None, i["area"])))[:7]
+        assert len(want) == 7, params  # the log leaves enough open in every filter
+        assert [(r["incident_id"], r["grade"], r["area"], r["status"])
+                for r in got["incidents"]] == [w[1:] for w in want], params
+    for bad in ({"limit": "0"}, {"grade": "9"}, {"area": "mars"}):
+        assert httpx.get(f"{worker.url}/incidents/oldest", params=bad, timeout=30) \
+            .status_code == 400, bad
+
     # Demand windows at several instants, each compared with the same window a week earlier.
     for probe in (last_call - 3600 * 5.5, last_call - 86400 * 0.3, last_call):
         for window, size in (("15m", 900), ("1h", 3600)):

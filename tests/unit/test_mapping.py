@@ -187,3 +187,28 @@ def test_a_bad_mapping_names_its_line(tmp_path: Path) -> None:
     line = next(i for i, t in enumerate(bad.read_text().splitlines(), 1) if "Mars" in t)
     with pytest.raises(ConfigError, match=rf"bad.toml, line {line}: timezone: .*Mars"):
         load_mapping(bad)
+
+
+def test_replay_at_k_times_real_speed_keeps_the_gaps_divided_by_k() -> None:
+    from pipeline.replay import produce
+
+    row = decc()  # call 00:07:06, dispatched +160.81 s, arrived +1005.86 s, closed +1721.19 s
+    events = run(row).events
+    now = [100.0]
+    sent: list[tuple[float, str]] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    n = produce(events, lambda k, v: sent.append((now[0], orjson.loads(v)["event_type"])),
+                speed=60, clock=lambda: now[0], sleep=sleep)
+    assert n == len(events) == len(sent)
+    offsets = [round(t - 100.0, 6) for t, _ in sent]
+    gaps = [round((parse_time(e["occurred_at"]) - parse_time(events[0]["occurred_at"])) / 60, 6)
+            for e in events]
+    assert offsets == gaps
+    assert offsets[-1] == pytest.approx(1721.19 / 60)
+    # As fast as possible: no sleeping at all.
+    now[0] = 0.0
+    produce(events, lambda k, v: None, speed=None, clock=lambda: now[0], sleep=sleep)
+    assert now[0] == 0.0
