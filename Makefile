@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 DEBIAN_PACKAGES := prometheus prometheus-alertmanager docker-compose
 
 .PHONY: demo test bench install system-deps kafka-fetch kafka-start kafka-stop lint unit integration clean
@@ -22,8 +24,19 @@ test: install system-deps kafka-fetch  ## Install what is needed, lint, run the 
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests
 
-bench: install  ## Benchmarks (never part of make test): the per-event hot path for now
+bench: install kafka-fetch $(BENCH_STAMP)  ## Benchmarks (never part of make test): docs/performance.md
 	$(BIN)/python -m bench.hot_path
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Quix Streams, the benchmark's peer, pins pydantic below demandflow's: its own venv, with
+# demandflow's code (not its dependencies) installed beside it for the shared pure functions.
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet quixstreams==3.28.1 jsonschema==4.26.0 \
+		fastjsonschema==2.22.3 orjson==3.13.0 'pydantic-settings>=2.6,<3'
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(BENCH_STAMP)
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
