@@ -20,7 +20,7 @@ demo: install kafka-fetch  ## Local Kafka + worker + simulator (or replay) + liv
 		--mapping $(MAPPING) $(foreach f,$(wildcard $(REPLAY_FILES)),--replay-file $(f))) \
 		$(DEMO_ARGS)
 
-test: install system-deps kafka-fetch  ## Install what is needed, lint, run the whole suite
+test: install system-deps kafka-fetch $(BENCH_STAMP)  ## Install what is needed, lint, run the whole suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests
 
@@ -41,7 +41,7 @@ $(BENCH_STAMP): pyproject.toml
 unit: install
 	$(BIN)/python -m pytest tests/unit
 
-integration: install kafka-fetch
+integration: install kafka-fetch $(BENCH_STAMP)
 	$(BIN)/python -m pytest tests/integration
 
 lint: install

@@ -6,10 +6,16 @@ Things that must happen once per incident (counting it as received and in its
 demand window, observing each response time, counting an attendance breach)
 are decided by comparing the state before and after, so a duplicate or a
 replay never repeats them. The gauges are computed from the table on scrape.
+
+Events are taken in batches (``stream.take_events``): the batch is folded in
+memory, then each changed incident is written to the table and published
+once, so a burst of an incident's events costs one changelog record, not one
+per event. Offsets are acknowledged after the batch has been written.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import orjson
@@ -17,44 +23,75 @@ from faust import StreamT
 
 from agents import windows
 from agents.deadletters import guard_failed
-from pipeline.app import app, clock_topic, config, events_topic, metrics, settings, state_topic
+from pipeline.app import (
+    app,
+    clock_topic,
+    config,
+    events_topic,
+    metrics,
+    publish,
+    settings,
+    state_topic,
+)
 from pipeline.domain.backlog import State, apply_once, forgotten
 from pipeline.domain.clocks import attendance_breached, stage_seconds
 from pipeline.domain.events import event_from_document
 from pipeline.domain.incident_state import state_record
+from pipeline.tables import partitioned_table
 
 AGENT = "backlog"
+log = logging.getLogger(__name__)
 # Alert rules are evaluated in the clock agent's context on this partition.
 EVALUATOR_PARTITION = 0
 POKE_AFTER_S = 1.0
 _poke_due = 0.0
 
-incidents = app.Table("incidents", default=None, partitions=settings.topic_partitions,
-                      key_type=str, help="Incident state by incident id.")
+incidents = partitioned_table(app, "incidents", settings.topic_partitions,
+                              help="Incident state by incident id.")
+Changed = dict[str, tuple[int, State]]  # incident id -> (partition, state after the batch)
 
 
 @app.agent(events_topic, name=AGENT)
 async def backlog(stream: StreamT) -> None:
-    async for event in stream.events():
-        message = event.message
-        try:
-            ev = event_from_document(orjson.loads(message.value))
-            before = incidents.get(ev.incident_id)
-            if forgotten(before, ev.at, forget_horizon(message.partition)):
-                metrics.events.labels(ev.event_type, "late").inc()
-                continue
-            after, duplicate = apply_once(before, ev, settings.dedup_per_incident)
-            metrics.events.labels(ev.event_type, "duplicate" if duplicate else "accepted").inc()
-            metrics.event_lag.observe(max(0.0, time.time() - ev.at))
-            if not duplicate:
-                # The event is evidence that event time has reached ev.at, less the grace.
-                record_changes(message.partition, before, after,
-                               now=ev.at - config.windows.grace_seconds)
-                incidents[ev.incident_id] = after
-                await publish_state(after)
-                await poke()
-        except Exception as exc:  # guard: one record must never crash the agent
+    async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
+        changed: Changed = {}
+        failed = []
+        for event in batch:
+            try:
+                apply_message(event.message, changed)
+            except Exception as exc:  # guard: one record must never crash the agent
+                failed.append((event.message, exc))
+        # Written before any await: views and the clock agent never see half a batch.
+        windows.flush()
+        for incident_id, (partition, state) in changed.items():
+            incidents.put(partition, incident_id, state)
+        for message, exc in failed:
             await guard_failed(AGENT, message, exc)
+        try:
+            for _, state in changed.values():
+                await publish_state(state)
+            if changed:
+                await poke()
+        except Exception as exc:  # the table is written; the next change re-publishes
+            metrics.agent_errors.labels(AGENT).inc()
+            log.error("%s: publishing state failed with %s", AGENT, type(exc).__name__)
+
+
+def apply_message(message, changed: Changed) -> None:  # type: ignore[no-untyped-def]
+    """Fold one event into ``changed`` (this batch's states, read before the table)."""
+    ev = event_from_document(orjson.loads(message.value))
+    pending = changed.get(ev.incident_id)
+    before = incidents.get(ev.incident_id) if pending is None else pending[1]
+    if forgotten(before, ev.at, forget_horizon(message.partition)):
+        metrics.events.labels(ev.event_type, "late").inc()
+        return
+    after, duplicate = apply_once(before, ev, settings.dedup_per_incident)
+    metrics.events.labels(ev.event_type, "duplicate" if duplicate else "accepted").inc()
+    metrics.event_lag.observe(max(0.0, time.time() - ev.at))
+    if not duplicate:
+        # The event is evidence that event time has reached ev.at, less the grace.
+        record_changes(message.partition, before, after, now=ev.at - config.windows.grace_seconds)
+        changed[ev.incident_id] = (message.partition, after)
 
 
 async def poke() -> None:
@@ -78,7 +115,7 @@ async def publish_state(state: State) -> None:
     """Publish the incident's current picture to the compacted state topic."""
     record = state_record(state, config)
     if record is not None:
-        await state_topic.send(key=state["id"].encode(), value=orjson.dumps(record))
+        await publish(state_topic, state["id"].encode(), orjson.dumps(record))
 
 
 def record_changes(partition: int, before: State | None, after: State, now: float) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from faust import StreamT
 
 from agents.deadletters import guard_failed, send_dead_letter
-from pipeline.app import app, config, events_topic, metrics, raw_topic, settings
+from pipeline.app import app, config, events_topic, metrics, publish, raw_topic, settings
 from pipeline.domain.events import decode_event
 from pipeline.errors import InvalidEvent
 
@@ -24,12 +24,14 @@ AGENT = "ingest"
 
 @app.agent(raw_topic, name=AGENT)
 async def ingest(stream: StreamT) -> None:
-    async for event in stream.events():
-        message = event.message
-        try:
-            await _handle(message)
-        except Exception as exc:  # guard: one record must never crash the agent
-            await guard_failed(AGENT, message, exc)
+    # In batches: offsets are acknowledged once the whole batch has been forwarded.
+    async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
+        for event in batch:
+            message = event.message
+            try:
+                await _handle(message)
+            except Exception as exc:  # guard: one record must never crash the agent
+                await guard_failed(AGENT, message, exc)
 
 
 async def _handle(message) -> None:  # type: ignore[no-untyped-def]
@@ -39,4 +41,4 @@ async def _handle(message) -> None:  # type: ignore[no-untyped-def]
         metrics.events.labels(exc.event_type, "rejected").inc()
         await send_dead_letter(AGENT, message, exc.reason, exc.detail)
         return
-    await events_topic.send(key=ev.incident_id.encode(), value=message.value)
+    await publish(events_topic, ev.incident_id.encode(), message.value)

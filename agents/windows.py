@@ -5,45 +5,71 @@ applied (the incident state makes that exactly once per incident, whatever
 the duplicates). Keys carry the source partition (``<partition>:<minute>``) so
 that each changelog partition owns its keys and restores them unchanged; the
 watermark of each partition is kept beside them (``<partition>:wm``).
+
+The backlog agent works in batches: changes wait in ``_pending`` (read before
+the table, so the batch sees its own counts) and ``flush`` writes each
+changed key once per batch, in its partition.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from pipeline.app import app, config, metrics, settings
 from pipeline.domain import windows as w
 from pipeline.domain.clocks import effective_now
+from pipeline.tables import partitioned_table
 
-minutes = app.Table("demand-minutes", default=None, partitions=settings.topic_partitions,
-                    key_type=str, help="Incoming incidents per minute, by grade|channel.")
+minutes = partitioned_table(app, "demand-minutes", settings.topic_partitions,
+                            help="Incoming incidents per minute, by grade|channel.")
 
 _FUTURE_TOLERANCE = 300.0
 _RETENTION = w.retention_seconds(config.windows.sizes_seconds)
 _oldest: dict[int, int] = {}  # per partition: oldest minute that may still be stored
+_pending: dict[str, tuple[int, Any]] = {}  # key -> (partition, value; None: delete)
+
+
+def _get(key: str) -> Any:
+    pending = _pending.get(key)
+    return minutes.get(key) if pending is None else pending[1]
+
+
+def _set(partition: int, key: str, value: Any) -> None:
+    _pending[key] = (partition, value)
+
+
+def flush() -> None:
+    """Write this batch's changes to the table, each key once."""
+    for key, (partition, value) in _pending.items():
+        if value is None:
+            minutes.remove(partition, key)
+        else:
+            minutes.put(partition, key, value)
+    _pending.clear()
 
 
 def count_incident(partition: int, at: float, grade: str, channel: str) -> bool:
     """Count a new incident in its minute; False (and counted as late) if beyond grace."""
     wm_key = f"{partition}:wm"
-    watermark = minutes.get(wm_key)
+    watermark = _get(wm_key)
     if w.is_late(at, watermark, config.windows.grace_seconds):
         metrics.events.labels("created", "late").inc()
         return False
     key = f"{partition}:{w.minute_of(at)}"
-    minutes[key] = w.add(minutes.get(key), grade, channel)
+    _set(partition, key, w.add(_get(key), grade, channel))
     # A clock running fast at a source must not make everyone else "late": an event
     # stamped in the future does not move the watermark.
     if (watermark is None or at > watermark) and at <= time.time() + _FUTURE_TOLERANCE:
-        minutes[wm_key] = at
+        _set(partition, wm_key, at)
         _expire(partition, at)
     return True
 
 
 def watermark(partition: int) -> float | None:
     """The latest call time counted on this partition (event time), if any."""
-    value = minutes.get(f"{partition}:wm")
+    value = _get(f"{partition}:wm")
     return None if value is None else float(value)
 
 
@@ -71,8 +97,8 @@ def _expire(partition: int, watermark: float) -> None:
         oldest = min(stored, default=cutoff)
     for minute in range(oldest, cutoff, w.MINUTE):
         key = f"{partition}:{minute}"
-        if key in minutes:
-            del minutes[key]
+        if key in minutes or key in _pending:
+            _set(partition, key, None)
     _oldest[partition] = max(oldest, cutoff)
 
 

@@ -7,6 +7,9 @@ topics. Agents import what they need from this module.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
@@ -44,6 +47,7 @@ app = faust.App(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     stream_wait_empty=False,  # faust#133: may loop forever on shutdown otherwise
+    producer_linger=0.005,
     consumer_auto_offset_reset="earliest",
 )
 setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
@@ -63,3 +67,21 @@ clock_topic = _bytes_topic(topics.CLOCK)
 state_topic = _bytes_topic(topics.INCIDENT_STATE)
 snapshot_topic = _bytes_topic(topics.BACKLOG_SNAPSHOTS)
 alerts_topic = _bytes_topic(topics.ALERTS)
+
+
+async def publish(topic: faust.TopicT, key: bytes, value: bytes | None) -> None:
+    """Send one record on the hot path straight to the producer, partitioned by key.
+
+    ``Topic.send`` wraps every record in a FutureMessage, runs the send sensors
+    and callbacks: measured at ~40% of the cost of forwarding an event. The
+    hot path (every valid event, every changed incident) skips that; delivery
+    failures after the client's retries are still logged and counted.
+    """
+    fut = await app.producer.send(topic.get_topic_name(), key, value, None, None, None)
+    fut.add_done_callback(_delivery_failed)  # type: ignore[attr-defined]
+
+
+def _delivery_failed(fut: Any) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        metrics.agent_errors.labels("producer").inc()
+        logging.getLogger(__name__).error("delivery failed: %s", type(fut.exception()).__name__)

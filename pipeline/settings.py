@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # Dedup memory per incident (event ids remembered); more than any lifecycle has.
     dedup_per_incident: int = Field(default=256, ge=16)
     log_level: str = "info"
+    # Agents take events in batches of up to batch_max_events, waiting at most
+    # batch_within_s for a batch to fill: one table write per changed key per batch.
+    batch_max_events: int = Field(default=1000, ge=1)
+    batch_within_s: float = Field(default=0.05, gt=0, le=5.0)
     # Closed incidents are forgotten (table entry deleted, tombstone published) this
     # long after closing, in event time; a reopen after that starts without history.
     closed_retention_s: float = Field(default=2 * 86400.0, ge=3600.0)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
+import pytest
+
 from bench import hot_path
+from bench.run import quantile
+from bench.workload import Work, disagreements, generate
 
 
 def test_hot_path_bench_runs_and_reports_every_step(capsys) -> None:
@@ -14,3 +19,48 @@ def test_hot_path_bench_runs_and_reports_every_step(capsys) -> None:
 
 def test_workload_is_deterministic() -> None:
     assert hot_path.workload(20, seed=3) == hot_path.workload(20, seed=3)
+    assert generate(300, seed=3) == generate(300, seed=3)
+    assert generate(300, seed=3) != generate(300, seed=4)
+
+
+def fold_all(records: list[tuple[bytes, bytes]]) -> Work:
+    work, states = Work(), {}
+    for _, value in records:
+        ev = work.decode(value)
+        if ev is not None and (after := work.fold(states.get(ev.incident_id), ev)) is not None:
+            states[ev.incident_id] = after
+    return work
+
+
+def test_workload_has_one_percent_malformed_and_duplicates_and_a_backlog_at_the_end() -> None:
+    records = generate(3000, seed=11)
+    figures = fold_all(records).figures
+    assert figures.records == len(records)
+    assert 0.007 < figures.rejected / len(records) < 0.013
+    assert 0.007 < figures.duplicates / len(records) < 0.013
+    assert sum(figures.backlog.values()) > 0  # events after the span's end are left out
+    assert sum(figures.windows.values()) == 3000  # each incident counted once, duplicates or not
+    first_times, seen, checker = [], set(), Work()
+    for _, value in records:
+        ev = checker.decode(value)
+        if ev is not None and ev.event_id not in seen:
+            seen.add(ev.event_id)
+            first_times.append(ev.at)
+    assert first_times == sorted(first_times)  # event-time order, resends aside
+
+
+def test_the_cross_check_names_every_difference() -> None:
+    figures = fold_all(generate(200, seed=5)).figures.as_json()
+    assert disagreements({"baseline": figures, "quix": figures}) == []
+    wrong = orjson.loads(orjson.dumps(figures))
+    cell = next(iter(wrong["windows"]))
+    wrong["windows"][cell] += 1
+    found = disagreements({"baseline": figures, "demandflow": wrong})
+    assert len(found) == 1 and "demandflow vs baseline: windows" in found[0] and cell in found[0]
+
+
+def test_quantile_interpolates_like_histogram_quantile() -> None:
+    buckets = [(0.01, 0.0), (0.05, 50.0), (0.1, 100.0), (float("inf"), 100.0)]
+    assert quantile(0.5, buckets) == pytest.approx(0.05)
+    assert quantile(0.99, buckets) == pytest.approx(0.099)
+    assert quantile(0.25, buckets) == pytest.approx(0.03)
