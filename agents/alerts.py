@@ -29,7 +29,7 @@ import httpx
 import orjson
 from faust import StreamT
 
-from agents import windows
+from agents import backlog, windows
 from agents.backlog import incidents
 from agents.deadletters import guard_failed
 from pipeline.app import alerts_topic, app, config, metrics, registry, settings
@@ -53,7 +53,9 @@ async def evaluate_and_publish(wall: float) -> None:
     now = windows.stream_now(wall)
     if now is None:
         return
+    started = time.perf_counter()
     holding = evaluate(config, list(incidents.values()), now, windows.buckets)
+    backlog.last_evaluation_s = time.perf_counter() - started
     current = {fp: a for fp, a in active.items() if a}
     changes, notes = step(current, holding, now, config.alerting.cool_down_seconds)
     for fp, record in changes.items():

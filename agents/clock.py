@@ -19,7 +19,6 @@ import time
 
 import orjson
 from faust import StreamT
-from kafka.partitioner.default import murmur2
 
 from agents.alerts import evaluate_and_publish
 from agents.backlog import (
@@ -34,6 +33,7 @@ from agents.windows import watermark
 from pipeline.app import app, clock_topic, config, settings, state_topic
 from pipeline.domain.clocks import effective_now
 from pipeline.domain.incident_state import closed_before
+from pipeline.topics import partition_for
 
 AGENT = "clock"
 TICK_SECONDS = 5.0
@@ -44,7 +44,7 @@ def partition_of(incident_id: str) -> int:
     """The partition Kafka's default partitioner gives this key (murmur2, as producers use)."""
     p = _partition_of.get(incident_id)
     if p is None:
-        p = (murmur2(incident_id.encode()) & 0x7FFFFFFF) % settings.topic_partitions
+        p = partition_for(incident_id, settings.topic_partitions)
         _partition_of[incident_id] = p
     return p
 

@@ -1,44 +1,69 @@
-"""Ingest: validate raw records, dead-letter the bad, forward the good keyed by incident.
+"""Ingest: validate raw records, dead-letter the bad, publish and fold the good.
 
-Reads ``incidents.raw.v1`` (bytes, anything), writes contract-valid events to
-``incidents.events.v1`` keyed by ``incident_id`` (whatever key they came
-with) and refused records to ``incidents.deadletter.v1``.
+Reads ``incidents.raw.v1`` (bytes, anything) in batches. A refused record
+goes to ``incidents.deadletter.v1`` with its reason. Every valid event is
+published to ``incidents.events.v1`` keyed by ``incident_id`` (whatever key it
+came with), for downstream consumers. Then:
 
-Duplicates are dropped by ``event_id`` in the backlog agent, where the check
-lives in the incident's own state record: a "seen" table here was tried and
-lost events when a worker was killed between saving "seen" and delivering
-the forward (found by the SIGKILL oracle test). Ingest is stateless.
+- if it arrived on its incident's partition (the raw topic is keyed by
+  incident id, as the contract asks), it is folded here, into the incident
+  table co-partitioned with the raw topic: consumed once, not twice;
+- otherwise it is re-keyed through ``demandflow.rekey.v1`` to the backlog
+  agent on the worker that owns its incident.
+
+Duplicates are dropped by ``event_id`` in the fold, where the check lives in
+the incident's own state record: a "seen" table here was tried and lost
+events when a worker was killed between saving "seen" and delivering the
+forward (found by the SIGKILL oracle test).
 """
 
 from __future__ import annotations
 
 from faust import StreamT
 
+from agents import backlog
 from agents.deadletters import guard_failed, send_dead_letter
-from pipeline.app import app, config, events_topic, metrics, publish, raw_topic, settings
+from pipeline.app import (
+    app,
+    config,
+    events_topic,
+    metrics,
+    publish,
+    raw_topic,
+    rekey_topic,
+    settings,
+)
 from pipeline.domain.events import decode_event
 from pipeline.errors import InvalidEvent
+from pipeline.topics import partition_for
 
 AGENT = "ingest"
 
 
 @app.agent(raw_topic, name=AGENT)
 async def ingest(stream: StreamT) -> None:
-    # In batches: offsets are acknowledged once the whole batch has been forwarded.
+    # In batches: offsets are acknowledged once the whole batch is folded and forwarded.
     async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
+        changed: backlog.Changed = {}
         for event in batch:
             message = event.message
             try:
-                await _handle(message)
+                await _handle(message, changed)
             except Exception as exc:  # guard: one record must never crash the agent
                 await guard_failed(AGENT, message, exc)
+        await backlog.save(changed)
 
 
-async def _handle(message) -> None:  # type: ignore[no-untyped-def]
+async def _handle(message, changed: backlog.Changed) -> None:  # type: ignore[no-untyped-def]
     try:
         ev = decode_event(message.value, config, settings.max_event_bytes)
     except InvalidEvent as exc:
         metrics.events.labels(exc.event_type, "rejected").inc()
         await send_dead_letter(AGENT, message, exc.reason, exc.detail)
         return
-    await publish(events_topic, ev.incident_id.encode(), message.value)
+    key = ev.incident_id.encode()
+    await publish(events_topic, key, message.value)
+    if message.partition == partition_for(ev.incident_id, settings.topic_partitions):
+        backlog.fold(message.partition, ev, changed)
+    else:
+        await publish(rekey_topic, key, message.value)

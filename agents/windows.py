@@ -109,12 +109,16 @@ def _keys() -> Iterator[tuple[int, int]]:
             yield int(p), int(m)
 
 
-def buckets() -> list[tuple[int, Mapping[str, int]]]:
-    """All minute buckets this worker holds, summed over its partitions."""
+def buckets(since: float | None = None) -> list[tuple[int, Mapping[str, int]]]:
+    """The minute buckets this worker holds (from ``since`` on), summed over its partitions.
+
+    ``since`` skips the older minutes before merging: a view of one window then
+    costs a pass over the keys, not a merge of the whole week.
+    """
     out: dict[int, dict[str, int]] = {}
     for key, counts in list(minutes.items()):
         _, _, m = key.partition(":")
-        if m == "wm":
+        if m == "wm" or (since is not None and int(m) < since):
             continue
         merged = out.setdefault(int(m), {})
         for cell, n in counts.items():

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
 
 from pipeline.errors import KafkaSetupError
 from pipeline.settings import Settings
@@ -27,6 +28,9 @@ ALERTS = "demand.alerts.v1"
 # Internal: the wall-clock ticks that let time-driven state changes (an attendance
 # target passing with nobody there) happen inside each partition's stream.
 CLOCK = "demandflow.clock.v1"
+# Internal: valid events that arrived on another partition than their incident's
+# (a producer keyed them otherwise, or partitions them another way), re-keyed.
+REKEY = "demandflow.rekey.v1"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -43,6 +47,7 @@ SPECS: tuple[TopicSpec, ...] = (
     # Dead letters are kept longer: someone has to look at them.
     TopicSpec(DEAD_LETTER, {"retention.ms": str(4 * WEEK_MS)}),
     TopicSpec(CLOCK, {"retention.ms": str(3600 * 1000)}),
+    TopicSpec(REKEY, {"retention.ms": str(WEEK_MS)}),
     # One record per incident (latest wins); tombstones removed a day after compaction.
     TopicSpec(INCIDENT_STATE, {"cleanup.policy": "compact", "delete.retention.ms": "86400000",
                                "min.cleanable.dirty.ratio": "0.1"}),
@@ -50,6 +55,11 @@ SPECS: tuple[TopicSpec, ...] = (
     # The record of every alert that fired and resolved: kept as long as dead letters.
     TopicSpec(ALERTS, {"retention.ms": str(4 * WEEK_MS)}),
 )
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives this key, as producers do."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def topic_name(settings: Settings, base: str) -> str:

@@ -18,7 +18,7 @@ from agents.snapshots import backlog_document, pairs
 from pipeline.app import app, config, registry
 from pipeline.domain.backlog import oldest_open
 from pipeline.domain.events import format_time, parse_time
-from pipeline.domain.windows import demand, parse_window, window_name
+from pipeline.domain.windows import WEEK, demand, parse_window, window_name
 from pipeline.metrics import BacklogCollector
 
 registry.register(BacklogCollector(config, lambda: list(incidents.values()), windows.buckets,
@@ -91,7 +91,8 @@ async def demand_view(self: web.View, request: web.Request) -> web.Response:
         now = _at(request)
     except (ValueError, BadRequest) as exc:
         return self.json({"error": str(exc)}, status=400)
-    result = demand(windows.buckets(), size, now)
+    # The window and the same window last week: nothing older is needed.
+    result = demand(windows.buckets(since=now - WEEK - size - 60), size, now)
     return self.json({
         "as_of": format_time(now), "window": window_name(size),
         "start": format_time(float(result["start"])), "end": format_time(float(result["end"])),

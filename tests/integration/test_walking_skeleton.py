@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from pipeline.topics import partition_for
 from tests.factories import BASE, created, event
 from tests.integration.support import Namespace, Worker, consume_all, produce, wait_for
 
@@ -52,6 +53,13 @@ def scenario() -> tuple[list[tuple[bytes | None, bytes | None]], dict, dict[str,
     # Keyed wrongly (no key at all): still accepted once, re-keyed by incident id.
     records.append((None, orjson.dumps(created("INC-901", 2, "3", "east"))))
     expected_open[("3", "east")] = expected_open.get(("3", "east"), 0) + 1
+    good += 1
+    # Keyed with another id that lands on another partition: re-keyed through the
+    # internal topic to its incident's partition, and counted once.
+    own = partition_for("INC-902", 4)
+    wrong = next(k for n in range(100) if partition_for(k := f"other-{n}", 4) != own)
+    records.append((wrong.encode(), orjson.dumps(created("INC-902", 3, "3", "east"))))
+    expected_open[("3", "east")] += 1
     good += 1
     bad_grade = created("INC-X1", grade="9")
     missing = created("INC-X2")
@@ -140,12 +148,12 @@ def test_restarted_worker_restores_backlog_from_changelog(ns: Namespace, workdir
 
 
 def test_garbage_inside_the_pipeline_never_crashes_an_agent(ns: Namespace, workdir: Path) -> None:
-    """Records that skip ingest (written straight to the events topic) hit the agent's guard."""
+    """Records that skip ingest (written straight to the re-key topic) hit the agent's guard."""
     worker = Worker(ns, workdir).start()
     try:
         garbage = [(b"G-1", b"\x00\x01 not json"), (b"G-2", orjson.dumps({"event_id": "x"})),
                    (b"G-3", None)]
-        produce(ns.bootstrap, ns.topic("incidents.events.v1"), garbage)
+        produce(ns.bootstrap, ns.topic("demandflow.rekey.v1"), garbage)
         good = created("G-4", 0, "2", "west")
         produce(ns.bootstrap, ns.topic(RAW), [(b"G-4", orjson.dumps(good))])
         wait_for("good event after garbage", lambda: worker.metric_sum(
