@@ -82,12 +82,12 @@ async def backlog(stream: StreamT) -> None:
 def fold(partition: int, ev: Event, changed: Changed) -> None:
     """Fold one event of ``partition`` into ``changed`` (this batch's states, read first)."""
     pending = changed.get(ev.incident_id)
-    before = incidents.get(ev.incident_id) if pending is None else pending[1]
+    before = incidents.peek(ev.incident_id) if pending is None else pending[1]
     if forgotten(before, ev.at, forget_horizon(partition)):
-        metrics.events.labels(ev.event_type, "late").inc()
+        metrics.count_event(ev.event_type, "late")
         return
     after, duplicate = apply_once(before, ev, settings.dedup_per_incident)
-    metrics.events.labels(ev.event_type, "duplicate" if duplicate else "accepted").inc()
+    metrics.count_event(ev.event_type, "duplicate" if duplicate else "accepted")
     metrics.event_lag.observe(max(0.0, time.time() - ev.at))
     if not duplicate:
         # The event is evidence that event time has reached ev.at, less the grace.

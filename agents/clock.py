@@ -80,7 +80,7 @@ async def on_tick(partition: int, wall: float) -> None:
         # Read afresh: the sends below yield to the backlog agent, which may have
         # changed this incident since the key list was taken. Between this read and
         # the write below there is no await, so no update can be lost.
-        state = incidents.get(incident_id)
+        state = incidents.peek(incident_id)
         if not state:
             continue
         if cutoff is not None and closed_before(state, cutoff):

@@ -58,7 +58,7 @@ async def _handle(message, changed: backlog.Changed) -> None:  # type: ignore[no
     try:
         ev = decode_event(message.value, config, settings.max_event_bytes)
     except InvalidEvent as exc:
-        metrics.events.labels(exc.event_type, "rejected").inc()
+        metrics.count_event(exc.event_type, "rejected")
         await send_dead_letter(AGENT, message, exc.reason, exc.detail)
         return
     key = ev.incident_id.encode()

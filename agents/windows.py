@@ -33,7 +33,7 @@ _pending: dict[str, tuple[int, Any]] = {}  # key -> (partition, value; None: del
 
 def _get(key: str) -> Any:
     pending = _pending.get(key)
-    return minutes.get(key) if pending is None else pending[1]
+    return minutes.peek(key) if pending is None else pending[1]
 
 
 def _set(partition: int, key: str, value: Any) -> None:
@@ -55,7 +55,7 @@ def count_incident(partition: int, at: float, grade: str, channel: str) -> bool:
     wm_key = f"{partition}:wm"
     watermark = _get(wm_key)
     if w.is_late(at, watermark, config.windows.grace_seconds):
-        metrics.events.labels("created", "late").inc()
+        metrics.count_event("created", "late")
         return False
     key = f"{partition}:{w.minute_of(at)}"
     _set(partition, key, w.add(_get(key), grade, channel))

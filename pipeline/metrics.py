@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -61,7 +62,7 @@ class Metrics:
             ["grade", "area"], registry=registry)
         self.event_lag = Histogram(
             "demand_event_lag_seconds",
-            "Event time to processed: wall clock when the backlog agent applied an event minus "
+            "Event time to processed: wall clock when the fold applied an event minus "
             "its occurred_at (large during replays and catch-up).", unit="seconds",
             buckets=LAG_BUCKETS, registry=registry)
         self.notifications = Counter(
@@ -74,10 +75,13 @@ class Metrics:
             "demand_agent_errors", "Unexpected errors caught per event by an agent's guard.",
             ["agent"], registry=registry)
         # Known label combinations exist from the start, so a dashboard shows 0, not "no data".
+        # The per-event counter's children are kept: ``labels()`` validates and locks on every
+        # call, which showed in the worker's profile (~8 % of its time) at full speed.
+        self._event_counters: dict[tuple[str, str], Any] = {}
         for et in (*EVENT_TYPES, "unknown"):
             for outcome in OUTCOMES:
                 if et != "unknown" or outcome == "rejected":
-                    self.events.labels(et, outcome)
+                    self._event_counters[(et, outcome)] = self.events.labels(et, outcome)
         for reason in REASONS:
             self.dead_letters.labels(reason)
         for g in config.grades:
@@ -90,6 +94,15 @@ class Metrics:
                 self.response_seconds.labels(g.code, stage)
             for a in config.areas:
                 self.sla_breaches.labels(g.code, a.code)
+
+
+    def count_event(self, event_type: str, outcome: str) -> None:
+        """``demand_events_total{event_type, outcome}`` += 1, without a label lookup."""
+        child = self._event_counters.get((event_type, outcome))
+        if child is None:
+            child = self._event_counters[(event_type, outcome)] = self.events.labels(
+                event_type, outcome)
+        child.inc()
 
 
 class BacklogCollector(Collector):

@@ -39,6 +39,11 @@ class PartitionedTable(faust.Table):
         finally:
             self._explicit_partition = None
 
+    def peek(self, key: Any) -> Any:
+        """``table.get(key)`` without Faust's per-read sensor call (measured: ~9 % of the
+        worker's time at full speed, for reads that change nothing)."""
+        return self.data.get(key)
+
     def partition_for_key(self, key: Any) -> int | None:
         if self._explicit_partition is not None:
             return self._explicit_partition
