@@ -59,30 +59,45 @@ _poke_due = 0.0
 
 incidents = partitioned_table(app, "incidents", settings.topic_partitions,
                               help="Incident state by incident id.")
-Changed = dict[str, tuple[int, State]]  # incident id -> (partition, state after the batch)
+Changed = dict[str, tuple[int, State]]  # incident id -> (partition, state)
+# Folded, not yet written: one view shared by both folding agents and the clock. A
+# batch awaits (sends) between folding and saving; with a dict per batch, an incident
+# folded by both agents, or marked breached by the clock, in that gap would have one
+# write overwrite the other.
+_pending: Changed = {}
 
 
 @app.agent(rekey_topic, name=AGENT)
 async def backlog(stream: StreamT) -> None:
     """Fold the events ingest re-keyed (those that arrived on another partition)."""
     async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
-        changed: Changed = {}
-        failed = []
         for event in batch:
             try:
                 ev = event_from_document(orjson.loads(event.message.value))
-                fold(event.message.partition, ev, changed)
+                fold(event.message.partition, ev)
             except Exception as exc:  # guard: one record must never crash the agent
-                failed.append((event.message, exc))
-        for message, exc in failed:
-            await guard_failed(AGENT, message, exc)
-        await save(changed)
+                await guard_failed(AGENT, event.message, exc)
+        await save()
 
 
-def fold(partition: int, ev: Event, changed: Changed) -> None:
-    """Fold one event of ``partition`` into ``changed`` (this batch's states, read first)."""
-    pending = changed.get(ev.incident_id)
-    before = incidents.peek(ev.incident_id) if pending is None else pending[1]
+def current(incident_id: str) -> State | None:
+    """The incident's latest state: folded but not yet written, else the table's."""
+    pending = _pending.get(incident_id)
+    return incidents.peek(incident_id) if pending is None else pending[1]
+
+
+def replace(partition: int, incident_id: str, state: State | None) -> None:
+    """Write (or, with None, delete) an incident now, superseding anything pending."""
+    _pending.pop(incident_id, None)
+    if state is None:
+        incidents.remove(partition, incident_id)
+    else:
+        incidents.put(partition, incident_id, state)
+
+
+def fold(partition: int, ev: Event) -> None:
+    """Fold one event of ``partition`` into the pending states (saved by :func:`save`)."""
+    before = current(ev.incident_id)
     if forgotten(before, ev.at, forget_horizon(partition)):
         metrics.count_event(ev.event_type, "late")
         return
@@ -92,15 +107,17 @@ def fold(partition: int, ev: Event, changed: Changed) -> None:
     if not duplicate:
         # The event is evidence that event time has reached ev.at, less the grace.
         record_changes(partition, before, after, now=ev.at - config.windows.grace_seconds)
-        changed[ev.incident_id] = (partition, after)
+        _pending[ev.incident_id] = (partition, after)
 
 
-async def save(changed: Changed) -> None:
-    """Write a batch's changes: each changed incident once, then publish them.
+async def save() -> None:
+    """Write what is pending: each changed incident once, then publish them.
 
     The table and the window buckets are written before any await, so views
-    and the clock agent never see half a batch.
+    see whole batches.
     """
+    changed = dict(_pending)
+    _pending.clear()
     windows.flush()
     for incident_id, (partition, state) in changed.items():
         incidents.put(partition, incident_id, state)

@@ -24,9 +24,11 @@ from agents.alerts import evaluate_and_publish
 from agents.backlog import (
     EVALUATOR_PARTITION,
     check_breach,
+    current,
     forget_horizon,
     incidents,
     publish_state,
+    replace,
 )
 from agents.deadletters import guard_failed
 from agents.windows import watermark
@@ -80,16 +82,16 @@ async def on_tick(partition: int, wall: float) -> None:
         # Read afresh: the sends below yield to the backlog agent, which may have
         # changed this incident since the key list was taken. Between this read and
         # the write below there is no await, so no update can be lost.
-        state = incidents.peek(incident_id)
+        state = current(incident_id)
         if not state:
             continue
         if cutoff is not None and closed_before(state, cutoff):
-            del incidents[incident_id]
+            replace(partition, incident_id, None)
             _partition_of.pop(incident_id, None)
             await state_topic.send(key=incident_id.encode(), value=None)
             continue
         if now is not None and not state.get("breached"):
             updated = dict(state)
             if check_breach(updated, now):
-                incidents[incident_id] = updated
+                replace(partition, incident_id, updated)
                 await publish_state(updated)

@@ -44,17 +44,16 @@ AGENT = "ingest"
 async def ingest(stream: StreamT) -> None:
     # In batches: offsets are acknowledged once the whole batch is folded and forwarded.
     async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
-        changed: backlog.Changed = {}
         for event in batch:
             message = event.message
             try:
-                await _handle(message, changed)
+                await _handle(message)
             except Exception as exc:  # guard: one record must never crash the agent
                 await guard_failed(AGENT, message, exc)
-        await backlog.save(changed)
+        await backlog.save()
 
 
-async def _handle(message, changed: backlog.Changed) -> None:  # type: ignore[no-untyped-def]
+async def _handle(message) -> None:  # type: ignore[no-untyped-def]
     try:
         ev = decode_event(message.value, config, settings.max_event_bytes)
     except InvalidEvent as exc:
@@ -64,6 +63,6 @@ async def _handle(message, changed: backlog.Changed) -> None:  # type: ignore[no
     key = ev.incident_id.encode()
     await publish(events_topic, key, message.value)
     if message.partition == partition_for(ev.incident_id, settings.topic_partitions):
-        backlog.fold(message.partition, ev, changed)
+        backlog.fold(message.partition, ev)
     else:
         await publish(rekey_topic, key, message.value)
