@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from bench.workload import Work, memory_kib
+from bench.workload import Work
 
 
 async def consume(bootstrap: str, topic: str, expect: int) -> dict[str, Any]:
@@ -46,10 +46,7 @@ async def consume(bootstrap: str, topic: str, expect: int) -> dict[str, Any]:
         last = time.perf_counter()
     finally:
         await consumer.stop()
-    return {"seconds": last - (first or last), "records": work.figures.records,
-            "open_states": len(states),
-            "peak_rss_kib": memory_kib("self"),
-            "figures": work.figures.as_json()}
+    return work.result(last - (first or last))
 
 
 def main() -> None:

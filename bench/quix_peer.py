@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from quixstreams import Application, State
 
-from bench.workload import Work, memory_kib
+from bench.workload import Work
 from pipeline.domain.events import event_from_document
 
 
@@ -60,9 +60,7 @@ def run(bootstrap: str, topic_name: str, expect: int, state_dir: str) -> dict[st
     sdf = sdf.group_by(lambda doc: doc["incident_id"], name="incident")
     sdf.update(fold, stateful=True)
     app.run()
-    return {"seconds": seen["last"] - seen["first"], "records": work.figures.records,
-            "peak_rss_kib": memory_kib("self"),
-            "figures": work.figures.as_json()}
+    return work.result(seen["last"] - seen["first"])
 
 
 def main() -> None:

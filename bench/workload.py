@@ -120,6 +120,11 @@ class Work:
             self.figures.rejected += 1
             return None
 
+    def result(self, seconds: float) -> dict[str, Any]:
+        """What a contender process prints: its time, peak RSS and figures."""
+        return {"seconds": seconds, "records": self.figures.records,
+                "peak_rss_kib": memory_kib("self"), "figures": self.figures.as_json()}
+
     def fold(self, before: State | None, ev: Any) -> State | None:
         """The incident's new state, or None for a duplicate."""
         after, duplicate = apply_once(before, ev, REMEMBER)

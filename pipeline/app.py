@@ -47,7 +47,6 @@ app = faust.App(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     stream_wait_empty=False,  # faust#133: may loop forever on shutdown otherwise
-    producer_linger=0.005,
     consumer_auto_offset_reset="earliest",
 )
 setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")

@@ -87,7 +87,7 @@ class Metrics:
         for g in config.grades:
             for ch in CHANNELS:
                 self.incidents_received.labels(g.code, ch)
-        for agent in ("ingest", "backlog", "clock", "alerts"):
+        for agent in ("ingest", "backlog", "clock", "alerts", "producer"):
             self.agent_errors.labels(agent)
         for g in config.grades:
             for stage in STAGES:
