@@ -1,21 +1,29 @@
-"""Alerts: evaluate the risk rules as time passes, publish transitions, deliver them.
+"""Alerts: raise them at the instants the rules say, publish transitions, deliver them.
 
-Evaluation runs in the clock agent's partition-0 context (a tick every few
-seconds, plus a poke soon after any state change), so the active-alerts
-table is always written to one changelog partition and restored with it:
-a restarted worker neither forgets a firing alert nor fires it again.
+Every valid event ingest reads is also offered to an :class:`AlertTimeline`
+(pipeline.domain.timeline), which applies events in event-time order and
+evaluates the rules at each event's instant and at each instant a clock runs
+out, stamping every transition with that instant: a replay raises the same
+alerts as the live run (docs/alerts.md). A timer walks it forward every
+second to the *frontier*: the wall clock less ``[alerting] settle_seconds``
+live, or in event mode (replays) the stream's time less the grace — the
+lowest watermark among partitions still being caught up on, so one partition
+read ahead of another cannot make the other's events late.
 
-Every transition (firing, resolved) is published to ``demand.alerts.v1``,
-keyed by fingerprint: the topic is the record. The ``notifier`` agent reads
-that topic and delivers each record to Alertmanager's v2 API, retrying with
-back-off until it is accepted; until then its offset is not committed, so a
-restart delivers it again (Alertmanager de-duplicates by labels). Firing
-alerts are re-sent on a timer so Alertmanager keeps them alive.
+The worker that owns partition 0 of the clock topic evaluates; the
+active-alerts table is written to its changelog partition 0 and restored with
+it, with the timeline's frontier, so a restarted worker neither forgets a
+firing alert nor fires it again. Every transition (firing, resolved) is
+published to ``demand.alerts.v1``, keyed by fingerprint: the topic is the
+record. The ``notifier`` agent reads that topic and delivers each record to
+Alertmanager's v2 API, retrying with back-off until it is accepted; until then
+its offset is not committed, so a restart delivers it again (Alertmanager
+de-duplicates by labels). Firing alerts are re-sent on a timer so
+Alertmanager keeps them alive.
 
-Rules see the incidents this worker holds. With one worker (a force's
-deployment) that is every incident; with several, aggregate rules (backlog,
-terminal, repeat caller, surge) see the partition-0 owner's share only
-(docs/alerts.md).
+Rules see the events this worker ingests. With one worker (a force's
+deployment) that is every incident; with several, the evaluating worker sees
+its own partitions' share only (docs/alerts.md#limits).
 """
 
 from __future__ import annotations
@@ -28,44 +36,127 @@ from typing import Any
 import httpx
 import orjson
 from faust import StreamT
+from faust.types import TP
 
-from agents import backlog, windows
+from agents import windows
 from agents.backlog import incidents
 from agents.deadletters import guard_failed
-from pipeline.app import alerts_topic, app, config, metrics, registry, settings
-from pipeline.domain.alerting import alert_record, alertmanager_payload, step
-from pipeline.domain.rules import evaluate
+from pipeline.app import (
+    alerts_topic,
+    app,
+    clock_topic,
+    config,
+    metrics,
+    raw_topic,
+    registry,
+    settings,
+)
+from pipeline.domain.alerting import Active, alert_record, alertmanager_payload
+from pipeline.domain.events import Event
+from pipeline.domain.timeline import AlertTimeline, Changes
 from pipeline.metrics import AlertsCollector
+from pipeline.tables import partitioned_table
 
 AGENT = "alerts"
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+ADVANCE_EVERY_S = 1.0
+ALERTS_PARTITION = 0  # the clock-topic partition whose owner evaluates
+FUTURE_TOLERANCE_S = 300.0  # an event stamped further ahead does not move a watermark
 log = logging.getLogger(__name__)
 
-active = app.Table("alerts-active", default=None, partitions=settings.topic_partitions,
-                   key_type=str, help="Alerts firing (or cooling down), by fingerprint.")
+active = partitioned_table(app, "alerts-active", settings.topic_partitions,
+                           help="Alerts firing (or cooling down), by fingerprint.")
+progress = partitioned_table(app, "alerts-frontier", settings.topic_partitions,
+                             help="How far (event time) the alert timeline has walked.")
 notified = app.Table("alerts-notified", default=None, partitions=settings.topic_partitions,
                      key_type=str, help="Firing alerts as last delivered, for re-sending.")
 registry.register(AlertsCollector(config, lambda: list(active.values())))
 
+timeline = AlertTimeline(config, settings.closed_retention_s)
+_seeded = False
+_outbox: tuple[Changes, list[Active]] = ({}, [])
+_latest: dict[int, float] = {}  # raw partition -> latest event time ingested
+_offset: dict[int, int] = {}  # raw partition -> last offset ingested
+_lock = asyncio.Lock()
 
-async def evaluate_and_publish(wall: float) -> None:
-    """Evaluate every rule now; record and publish each transition."""
-    now = windows.stream_now(wall)
-    if now is None:
+
+def evaluating() -> bool:
+    """Whether this worker raises the alerts (it owns the clock topic's partition 0)."""
+    return TP(clock_topic.get_topic_name(), ALERTS_PARTITION) in app.consumer.assignment()
+
+
+def offer(partition: int, offset: int, ev: Event) -> None:
+    """Hand a valid event from the raw topic to the timeline (ingest calls this)."""
+    _seed_once()
+    _offset[partition] = offset
+    if ev.at <= time.time() + FUTURE_TOLERANCE_S and ev.at > _latest.get(partition, -1e18):
+        _latest[partition] = ev.at
+    timeline.offer(ev)
+
+
+def frontier(wall: float) -> float | None:
+    """The instant before which every event is assumed in (see the module docstring)."""
+    if settings.clock == "wall":
+        return wall - config.alerting.settle_seconds
+    raw = raw_topic.get_topic_name()
+    assigned = [tp for tp in app.consumer.assignment() if tp.topic == raw]
+    if not _latest:
+        return None
+    lowest = max(_latest.values())
+    for tp in assigned:
+        if not _caught_up(tp):
+            lowest = min(lowest, _latest.get(tp.partition, float("-inf")))
+    return lowest - config.windows.grace_seconds
+
+
+def _caught_up(tp: TP) -> bool:
+    """Whether ingest has read everything on this partition that the broker has told of."""
+    highwater = app.consumer.highwater(tp)
+    if highwater is None:
+        return False
+    last = _offset.get(tp.partition)
+    if last is None:
+        last = app.consumer._read_offset.get(tp)  # read since the start, not yet ingested
+        return highwater == 0 or (last is not None and last + 1 >= highwater)
+    return last + 1 >= highwater
+
+
+def _seed_once() -> None:
+    """On the first use after start, start the timeline from the restored tables."""
+    global _seeded, _outbox
+    if _seeded:
         return
-    started = time.perf_counter()
-    holding = evaluate(config, list(incidents.values()), now, windows.buckets)
-    backlog.last_evaluation_s = time.perf_counter() - started
-    current = {fp: a for fp, a in active.items() if a}
-    changes, notes = step(current, holding, now, config.alerting.cool_down_seconds)
-    for fp, record in changes.items():
-        if record is None:
-            del active[fp]
-        else:
-            active[fp] = record
-    for note in notes:
-        record = alert_record(note)
-        await alerts_topic.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))
+    _seeded = True
+    saved = progress.peek("frontier")
+    _outbox = timeline.seed(list(incidents.values()), windows.buckets(),
+                            {fp: a for fp, a in active.items() if a},
+                            None if saved is None else float(saved))
+
+
+@app.timer(ADVANCE_EVERY_S)
+async def advance() -> None:
+    """Walk the timeline to the frontier; record and publish what changed."""
+    global _outbox
+    if not evaluating():
+        return
+    async with _lock:
+        _seed_once()
+        changes, notes = _outbox
+        _outbox = ({}, [])
+        more_changes, more_notes = timeline.advance(frontier(time.time()))
+        changes.update(more_changes)
+        notes.extend(more_notes)
+        for fp, record in changes.items():
+            if record is None:
+                active.remove(ALERTS_PARTITION, fp)
+            else:
+                active.put(ALERTS_PARTITION, fp, record)
+        if timeline.frontier is not None and progress.peek("frontier") != timeline.frontier:
+            progress.put(ALERTS_PARTITION, "frontier", timeline.frontier)
+        for note in notes:
+            record = alert_record(note)
+            await alerts_topic.send(key=record["fingerprint"].encode(),
+                                    value=orjson.dumps(record))
 
 
 @app.agent(alerts_topic, name="notifier")

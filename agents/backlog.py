@@ -31,7 +31,6 @@ from agents import windows
 from agents.deadletters import guard_failed
 from pipeline.app import (
     app,
-    clock_topic,
     config,
     metrics,
     publish,
@@ -47,15 +46,6 @@ from pipeline.tables import partitioned_table
 
 AGENT = "backlog"
 log = logging.getLogger(__name__)
-# Alert rules are evaluated in the clock agent's context on this partition.
-EVALUATOR_PARTITION = 0
-POKE_AFTER_S = 1.0
-# An evaluation scans every incident held (~2.6 us each, measured: 52 ms at 20,000), so
-# pokes are spaced to keep evaluation under this share of the worker's time: at force
-# scale they come every second; at 100,000 open incidents about every 5 s.
-EVALUATION_SHARE = 0.05
-last_evaluation_s = 0.0  # how long the latest rule evaluation took (set by agents.alerts)
-_poke_due = 0.0
 
 incidents = partitioned_table(app, "incidents", settings.topic_partitions,
                               help="Incident state by incident id.")
@@ -124,23 +114,10 @@ async def save() -> None:
     try:
         for _, state in changed.values():
             await publish_state(state)
-        if changed:
-            await poke()
     except Exception as exc:  # the table is written; the next change re-publishes
         metrics.agent_errors.labels(AGENT).inc()
         log.error("%s: publishing state failed with %s", AGENT, type(exc).__name__)
 
-
-async def poke() -> None:
-    """Ask for a rule evaluation soon (at most one a second, fewer when evaluation is
-    costly): an alert may hold or clear."""
-    global _poke_due
-    wall = time.time()
-    if wall < _poke_due:
-        return
-    _poke_due = wall + max(POKE_AFTER_S, last_evaluation_s / EVALUATION_SHARE)
-    await clock_topic.send(key=b"poke", value=orjson.dumps({"now": wall, "evaluate": True}),
-                           partition=EVALUATOR_PARTITION)
 
 
 def forget_horizon(partition: int) -> float | None:

@@ -9,8 +9,7 @@ to the right changelog partition) and, for the incidents of *p*:
   partition's event-time watermark minus ``closed_retention_s``), publishing a
   tombstone for each; later events older than the horizon for an incident no
   longer in state are counted late and not applied (see ``forgotten``).
-Ticks (and pokes after state changes) on partition 0 also evaluate the alert
-rules (agents.alerts).
+Alert rules are not evaluated here: agents.alerts walks its own timeline.
 """
 
 from __future__ import annotations
@@ -20,9 +19,7 @@ import time
 import orjson
 from faust import StreamT
 
-from agents.alerts import evaluate_and_publish
 from agents.backlog import (
-    EVALUATOR_PARTITION,
     check_breach,
     current,
     forget_horizon,
@@ -64,11 +61,8 @@ async def clock(stream: StreamT) -> None:
         try:
             tick = orjson.loads(event.message.value)
             wall = float(tick["now"])
-            partition = event.message.partition
-            if not tick.get("evaluate"):
-                await on_tick(partition, wall)
-            if partition == EVALUATOR_PARTITION:
-                await evaluate_and_publish(wall)
+            if not tick.get("evaluate"):  # (pokes of earlier versions: nothing to do)
+                await on_tick(event.message.partition, wall)
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, event.message, exc)
 

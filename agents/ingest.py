@@ -3,7 +3,8 @@
 Reads ``incidents.raw.v1`` (bytes, anything) in batches. A refused record
 goes to ``incidents.deadletter.v1`` with its reason. Every valid event is
 published to ``incidents.events.v1`` keyed by ``incident_id`` (whatever key it
-came with), for downstream consumers. Then:
+came with), for downstream consumers, and offered to the alert timeline
+(agents.alerts) on the worker that raises alerts. Then:
 
 - if it arrived on its incident's partition (the raw topic is keyed by
   incident id, as the contract asks), it is folded here, into the incident
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from faust import StreamT
 
-from agents import backlog
+from agents import alerts, backlog
 from agents.deadletters import guard_failed, send_dead_letter
 from pipeline.app import (
     app,
@@ -44,22 +45,25 @@ AGENT = "ingest"
 async def ingest(stream: StreamT) -> None:
     # In batches: offsets are acknowledged once the whole batch is folded and forwarded.
     async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
+        evaluating = alerts.evaluating()
         for event in batch:
             message = event.message
             try:
-                await _handle(message)
+                await _handle(message, evaluating)
             except Exception as exc:  # guard: one record must never crash the agent
                 await guard_failed(AGENT, message, exc)
         await backlog.save()
 
 
-async def _handle(message) -> None:  # type: ignore[no-untyped-def]
+async def _handle(message, evaluating: bool) -> None:  # type: ignore[no-untyped-def]
     try:
         ev = decode_event(message.value, config, settings.max_event_bytes)
     except InvalidEvent as exc:
         metrics.count_event(exc.event_type, "rejected")
         await send_dead_letter(AGENT, message, exc.reason, exc.detail)
         return
+    if evaluating:  # the worker that raises alerts sees every event in event-time order
+        alerts.offer(message.partition, message.offset, ev)
     key = ev.incident_id.encode()
     await publish(events_topic, key, message.value)
     if message.partition == partition_for(ev.incident_id, settings.topic_partitions):

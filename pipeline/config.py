@@ -91,6 +91,9 @@ class Alerting(_Strict):
     # An alert resolves only after its condition has stayed clear this long, so a
     # condition flickering at its threshold is one episode, not a storm.
     cool_down_seconds: int = Field(default=120, ge=0)
+    # Live, alerts are evaluated this far behind the wall clock, so an event that takes
+    # up to this long to arrive is still applied in event-time order (docs/alerts.md).
+    settle_seconds: float = Field(default=2.0, ge=0, le=300)
 
 
 class DemandConfig(_Strict):

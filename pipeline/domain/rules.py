@@ -12,6 +12,7 @@ for a repeat caller a hash of the (already pseudonymous) ``caller_ref``.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -63,7 +64,7 @@ def _in_scope(rule: Rule, grade: str, area: str) -> bool:
 
 def _condition(rule: Rule, subject: str, area: str, summary: str,
                incidents: Iterable[tuple[float, str]]) -> Condition:
-    ids = tuple(i for _, i in sorted(incidents))[:MAX_IDS]
+    ids = tuple(i for _, i in heapq.nsmallest(MAX_IDS, incidents))
     return Condition(fingerprint(rule.name, subject), rule.name, rule.severity, area, subject,
                      summary, rule.runbook, ids)
 
@@ -101,23 +102,46 @@ def _backlog_above(rule, config, items, views: Views, now, buckets):
         if _in_scope(rule, v.grade, v.area):
             groups.setdefault((v.grade, v.area), []).append((v.created_at, v.incident_id))
     for (grade, area), members in sorted(groups.items()):
-        if len(members) > (rule.threshold or 0):
-            yield _condition(rule, f"{grade}/{area}", area,
-                             f"{len(members)} open grade {grade} incidents in {area} "
-                             f"(threshold {rule.threshold:g})", members)
+        c = backlog_condition(rule, grade, area, len(members), members)
+        if c is not None:
+            yield c
+
+
+def backlog_condition(rule: Rule, grade: str, area: str, count: int,
+                      oldest: Iterable[tuple[float, str]]) -> Condition | None:
+    """A grade x area's backlog alert, if ``count`` open incidents is above the threshold.
+    ``oldest``: (call time, id) of at least its :data:`MAX_IDS` longest-waiting ones."""
+    if count <= (rule.threshold or 0):
+        return None
+    return _condition(rule, f"{grade}/{area}", area,
+                      f"{count} open grade {grade} incidents in {area} "
+                      f"(threshold {rule.threshold:g})", oldest)
+
+
+def terminal_limit(rule: Rule, config: DemandConfig) -> float:
+    return rule.threshold if rule.threshold is not None else config.terminals.band_high
 
 
 def _terminal_overloaded(rule, config, items, views: Views, now, buckets):
-    limit = rule.threshold if rule.threshold is not None else config.terminals.band_high
     groups: dict[str, list[tuple[float, str]]] = {}
     for _, v in views:
         if v.terminal is not None and _in_scope(rule, v.grade, v.area):
             groups.setdefault(v.terminal, []).append((v.created_at, v.incident_id))
     for terminal, members in sorted(groups.items()):
-        if len(members) > limit:
-            yield _condition(rule, terminal, FORCE_WIDE,
-                             f"Terminal {terminal} holds {len(members)} open logs "
-                             f"(band {config.terminals.band_low}-{limit:g})", members)
+        c = terminal_condition(rule, config, terminal, len(members), members)
+        if c is not None:
+            yield c
+
+
+def terminal_condition(rule: Rule, config: DemandConfig, terminal: str, count: int,
+                       oldest: Iterable[tuple[float, str]]) -> Condition | None:
+    """A terminal's overload alert, if it holds more open logs than the limit."""
+    limit = terminal_limit(rule, config)
+    if count <= limit:
+        return None
+    return _condition(rule, terminal, FORCE_WIDE,
+                      f"Terminal {terminal} holds {count} open logs "
+                      f"(band {config.terminals.band_low}-{limit:g})", oldest)
 
 
 def _caller_key(caller_ref: str) -> str:
@@ -160,17 +184,31 @@ def _surge(rule, config, items, views: Views, now, buckets):
     if buckets is None:
         return
     cells = list(buckets())
-    end = now // 60 * 60 + 60  # the last hour, up to the end of the current minute
-    current = total(cells, end - 3600, end)
-    baseline = total(cells, end - 3600 - WEEK, end - WEEK)
+    start, end = surge_window(now)
+    current = total(cells, start, end)
+    baseline = total(cells, start - WEEK, end - WEEK)
     grades = rule.grades or [g.code for g in config.grades]
     for grade in grades:
         now_n = sum(n for (g, _), n in current.items() if g == grade)
         then_n = sum(n for (g, _), n in baseline.items() if g == grade)
-        if then_n >= rule.min_baseline and now_n >= (rule.threshold or 0) * then_n:
-            yield _condition(rule, f"grade-{grade}", FORCE_WIDE,
-                             f"Grade {grade} demand in the last hour: {now_n}, "
-                             f"{now_n / then_n:.1f}x the same hour last week ({then_n})", [])
+        c = surge_condition(rule, grade, now_n, then_n)
+        if c is not None:
+            yield c
+
+
+def surge_window(now: float) -> tuple[float, float]:
+    """The surge rule's last hour at ``now``: [start, end), to the end of the minute."""
+    end = now // 60 * 60 + 60
+    return end - 3600, end
+
+
+def surge_condition(rule: Rule, grade: str, now_n: int, then_n: int) -> Condition | None:
+    """A grade's surge alert, from its calls this hour and the same hour last week."""
+    if then_n < rule.min_baseline or now_n < (rule.threshold or 0) * then_n:
+        return None
+    return _condition(rule, f"grade-{grade}", FORCE_WIDE,
+                      f"Grade {grade} demand in the last hour: {now_n}, "
+                      f"{now_n / then_n:.1f}x the same hour last week ({then_n})", [])
 
 
 def _oldest_open(rule, config, items, views: Views, now, buckets):
@@ -180,12 +218,21 @@ def _oldest_open(rule, config, items, views: Views, now, buckets):
             key = (v.grade, v.area)
             if key not in oldest or (v.created_at, v.incident_id) < oldest[key]:
                 oldest[key] = (v.created_at, v.incident_id)
-    for (grade, area), (created_at, incident_id) in sorted(oldest.items()):
-        if now - created_at > (rule.threshold or 0):
-            yield _condition(rule, f"{grade}/{area}", area,
-                             f"Oldest open grade {grade} incident in {area} ({incident_id}) "
-                             f"is {(now - created_at) / 3600:.1f} h old",
-                             [(created_at, incident_id)])
+    for (grade, area), first in sorted(oldest.items()):
+        c = oldest_condition(rule, grade, area, first, now)
+        if c is not None:
+            yield c
+
+
+def oldest_condition(rule: Rule, grade: str, area: str, oldest: tuple[float, str],
+                     now: float) -> Condition | None:
+    """A grade x area's alert if its oldest open incident, (call time, id), is too old."""
+    created_at, incident_id = oldest
+    if now - created_at <= (rule.threshold or 0):
+        return None
+    return _condition(rule, f"{grade}/{area}", area,
+                      f"Oldest open grade {grade} incident in {area} ({incident_id}) "
+                      f"is {(now - created_at) / 3600:.1f} h old", [oldest])
 
 
 _KINDS = {

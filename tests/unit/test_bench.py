@@ -12,9 +12,10 @@ from bench.workload import Work, disagreements, generate
 
 def test_hot_path_bench_runs_and_reports_every_step(capsys) -> None:
     figures = hot_path.main(incidents=30)
-    assert len(figures) == 4 and all(v > 0 for v in figures.values())
+    assert len(figures) == 5 and all(v > 0 for v in figures.values())
     out = capsys.readouterr().out
     assert "vs baseline" in out and "decode_event (as shipped)" in out
+    assert "alert timeline" in out
 
 
 def test_workload_is_deterministic() -> None:

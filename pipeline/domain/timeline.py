@@ -1,0 +1,465 @@
+"""Alerts as a function of the event log: rules evaluated at every instant that matters.
+
+A replay must raise the same alerts as the live run, whatever its speed. So
+alerts are not raised by sampling the state now and then (a fast replay would
+sample once per minutes of event time and miss a grade 1 attended three
+seconds late); :class:`AlertTimeline` walks event time forward instead:
+
+- events are held back, then applied in event-time order (``occurred_at``,
+  lifecycle rank, event id) up to a *frontier* the caller gives: the instant
+  before which every event is assumed to have arrived (the wall clock less a
+  few seconds live, the stream's watermark less the grace for replays);
+- after the events of each instant, only the rule subjects they touched are
+  evaluated (an incident, a grade x area, a terminal, a caller, a grade's
+  demand), as of that instant;
+- between events, each evaluated subject has a timer at the next instant its
+  condition can change with no event at all (a target passing, a review
+  falling due, a slot ending, a call leaving the repeat-caller window, a
+  minute leaving the surge window), and a cleared alert one at the end of its
+  cool-down;
+- every transition is stamped with the instant it happened, not with when
+  the worker noticed.
+
+The same log therefore gives the same alert records, live or replayed. An
+event that arrives after the frontier has passed its time (later than the
+settle time live, beyond the grace in a replay) is applied at the frontier,
+as a live control room would have seen it.
+
+The timeline keeps its own copy of the incidents as of its frontier (the
+incident table is ahead of it by the held-back events). Pure: no Faust.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import math
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import fields
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from pipeline.config import DemandConfig, Rule
+from pipeline.domain.alerting import Active, step
+from pipeline.domain.backlog import RANK, OpenIncident, State, apply_event, open_view
+from pipeline.domain.clocks import attendance_deadline
+from pipeline.domain.events import Event
+from pipeline.domain.rules import (
+    _KINDS,
+    MAX_IDS,
+    Condition,
+    _in_scope,
+    backlog_condition,
+    oldest_condition,
+    surge_condition,
+    surge_window,
+    terminal_condition,
+)
+from pipeline.domain.windows import MINUTE, WEEK, minute_of, split_cell
+
+HOUR = 3600
+# Which subject each rule kind is about: the index its members are found by.
+INDEX_OF = {
+    "attendance_overdue": "incident",
+    "review_overdue_vulnerable": "incident",
+    "appointment_missed": "incident",
+    "backlog_above": "grade_area",
+    "oldest_open": "grade_area",
+    "terminal_overloaded": "terminal",
+    "repeat_caller": "caller",
+    "surge": "grade",
+}
+CONDITION_FIELDS = [f.name for f in fields(Condition)]
+SWEEP_EVERY_S = HOUR  # how often (event time) forgotten incidents and old minutes go
+
+Key = tuple[str, Hashable]  # (index, subject key)
+Changes = dict[str, Active | None]
+
+
+def just_after(instant: float) -> float:
+    """The first instant at which ``now > instant`` holds (rules say "past", not "at")."""
+    return math.nextafter(instant, math.inf)
+
+
+def _keys(s: State, v: OpenIncident | None) -> dict[str, Hashable]:
+    """The subject keys an incident state (open view ``v``) belongs to, by index."""
+    keys: dict[str, Hashable] = {"incident": s["id"]}
+    created = s.get("created")
+    if created is not None and created.get("caller_ref"):
+        keys["caller"] = created["caller_ref"]
+    if v is not None:
+        keys["grade_area"] = (v.grade, v.area)
+        if v.terminal is not None:
+            keys["terminal"] = v.terminal
+    return keys
+
+
+class AlertTimeline:
+    """Holds events back, applies them in event-time order, raises alerts at exact instants."""
+
+    def __init__(self, config: DemandConfig, retention_s: float) -> None:
+        self.config = config
+        self.cool_down = float(config.alerting.cool_down_seconds)
+        # Closed incidents are kept this long (event time) for the repeat-caller window.
+        self.retention_s = max(retention_s, *(r.within_seconds for r in config.rules), 0)
+        self.rules_by_index: dict[str, list[Rule]] = {}
+        for rule in config.rules:
+            self.rules_by_index.setdefault(INDEX_OF[rule.kind], []).append(rule)
+        self.states: dict[str, State] = {}
+        self.views: dict[str, OpenIncident] = {}  # the open ones' views, kept with the state
+        # (call time, id) of the incidents in each caller, grade x area and terminal group,
+        # in waiting order: counts and the longest-waiting ids without a pass over a group.
+        self.members: dict[Key, SortedList] = {}
+        self.minutes: dict[str, dict[int, int]] = {}  # grade -> minute -> incidents
+        self.minute_list: dict[str, list[int]] = {}  # grade -> sorted minutes with counts
+        self.holding: dict[str, Condition] = {}
+        self.produced: dict[tuple[str, Key], set[str]] = {}
+        self.active: dict[str, Active] = {}
+        self.frontier: float | None = None
+        self._held: list[tuple[float, int, str, int, Event]] = []
+        self._late: list[Event] = []
+        self._timers: list[tuple[float, int, Any]] = []
+        self._due: dict[Any, float] = {}
+        self._seq = itertools.count()
+        self._next_sweep: float | None = None
+
+    # -- input -------------------------------------------------------------------------
+
+    def offer(self, ev: Event) -> None:
+        """Take an event: held until the frontier passes it (or applied at the frontier if
+        it has already passed)."""
+        if self.frontier is not None and ev.at <= self.frontier:
+            self._late.append(ev)
+        else:
+            heapq.heappush(self._held, (ev.at, RANK[ev.event_type], ev.event_id,
+                                        next(self._seq), ev))
+
+    @property
+    def held(self) -> int:
+        return len(self._held) + len(self._late)
+
+    def seed(self, states: Iterable[State], cells: Iterable[tuple[int, Mapping[str, int]]],
+             active: Mapping[str, Active], frontier: float | None) -> tuple[Changes, list[Active]]:
+        """Start from saved state (a restart): incidents, minute counts, active alerts, frontier.
+
+        Every subject is evaluated at the frontier; what changed while the worker
+        was away is returned like any other transition.
+        """
+        for s in states:
+            if s and s.get("id"):
+                state = {k: v for k, v in s.items() if k != "seen"}
+                self._store(state)
+                for index, key in _keys(state, self.views.get(state["id"])).items():
+                    if index != "incident":
+                        self._join((index, key), (state["created"]["at"], state["id"]))
+        for minute, counts in cells:
+            for cell, n in counts.items():
+                self._count(split_cell(cell)[0], int(minute), n)
+        self.active = {fp: dict(a) for fp, a in active.items() if a}
+        if frontier is None and self.states:
+            frontier = max(s.get("last_at", -math.inf) for s in self.states.values())
+        self.frontier = frontier
+        if frontier is None:
+            return {}, []
+        touched: set[Key] = set(self.members)
+        touched |= {("incident", i) for i in self.states}
+        touched |= {("grade", g) for g in self.minutes}
+        changed = self._evaluate(touched, frontier) | set(self.active)
+        for fp, a in self.active.items():
+            if fp in self.holding and a.get("clear_since") is None:
+                # Still firing: keep it as it was last evaluated (its summary says "N min
+                # overdue" as of then), exactly as a worker that never stopped would.
+                self.holding[fp] = Condition(**{k: a[k] for k in CONDITION_FIELDS
+                                                if k != "incident_ids"},
+                                             incident_ids=tuple(a["incident_ids"]))
+                changed.discard(fp)
+        changes: Changes = {}
+        notes: list[Active] = []
+        self._lifecycle(changed, frontier, changes, notes)
+        for fp, a in self.active.items():
+            if a.get("clear_since") is not None:
+                self._schedule(("cool", fp), a["clear_since"] + self.cool_down)
+        return changes, notes
+
+    # -- walking time forward ----------------------------------------------------------
+
+    def advance(self, to: float | None) -> tuple[Changes, list[Active]]:
+        """Apply held events and fire timers up to ``to``, in order; return the changes to
+        the active alerts (fingerprint -> record, None: gone) and the notifications."""
+        changes: Changes = {}
+        notes: list[Active] = []
+        if self._late and self.frontier is not None:
+            late, self._late = self._late, []
+            touched: set[Key] = set()
+            for ev in late:
+                touched |= self._apply(ev)
+            self._lifecycle(self._evaluate(touched, self.frontier), self.frontier,
+                            changes, notes)
+        if to is None:
+            return changes, notes
+        while True:
+            t_event = self._held[0][0] if self._held and self._held[0][0] <= to else math.inf
+            t_timer = self._timers[0][0] if self._timers and self._timers[0][0] <= to \
+                else math.inf
+            t = min(t_event, t_timer)
+            if t == math.inf:
+                break
+            touched = set()
+            cooling: set[str] = set()
+            while self._held and self._held[0][0] == t:
+                touched |= self._apply(heapq.heappop(self._held)[4])
+            while self._timers and self._timers[0][0] == t:
+                _, _, what = heapq.heappop(self._timers)
+                if self._due.get(what) != t:
+                    continue  # superseded by a later schedule
+                del self._due[what]
+                if what[0] == "cool":
+                    cooling.add(what[1])
+                else:
+                    touched.add(what)
+            self.frontier = t
+            self._lifecycle(self._evaluate(touched, t) | cooling, t, changes, notes)
+            self._maybe_sweep(t)
+        if self.frontier is None or to > self.frontier:
+            self.frontier = to
+            self._maybe_sweep(to)
+        return changes, notes
+
+    # -- state -------------------------------------------------------------------------
+
+    def _apply(self, ev: Event) -> set[Key]:
+        """Fold one event into the timeline's incidents; the subjects it may have changed."""
+        before = self.states.get(ev.incident_id)
+        if before is None and self.frontier is not None and \
+                ev.at < self.frontier - self.retention_s:
+            return set()  # an echo of an incident already forgotten (see domain.backlog)
+        after = apply_event(before, ev)
+        if after == before:
+            return set()
+        old = _keys(before, self.views.get(ev.incident_id)) if before else {}
+        old_entry = (before["created"]["at"], ev.incident_id) \
+            if before and "created" in before else None
+        self._store(after)
+        new = _keys(after, self.views.get(ev.incident_id))
+        new_entry = (after["created"]["at"], ev.incident_id) if "created" in after else None
+        touched: set[Key] = set()
+        for index in old.keys() | new.keys():
+            a, b = old.get(index), new.get(index)
+            if a is not None:
+                touched.add((index, a))
+            if b is not None:
+                touched.add((index, b))
+            if index == "incident" or (a == b and old_entry == new_entry):
+                continue
+            if a is not None:
+                self._leave((index, a), old_entry)
+            if b is not None:
+                self._join((index, b), new_entry)
+        created = after.get("created")
+        if created is not None and (before is None or "created" not in before):
+            self._count(created["grade"], minute_of(created["at"]), 1)
+            touched.add(("grade", created["grade"]))
+        return touched
+
+    def _store(self, state: State) -> None:
+        self.states[state["id"]] = state
+        view = open_view(state)
+        if view is None:
+            self.views.pop(state["id"], None)
+        else:
+            self.views[state["id"]] = view
+
+    def _join(self, key: Key, entry: tuple[float, str] | None) -> None:
+        group = self.members.get(key)
+        if group is None:
+            group = self.members[key] = SortedList()
+        group.add(entry)
+
+    def _leave(self, key: Key, entry: tuple[float, str] | None) -> None:
+        group = self.members.get(key)
+        if group is not None:
+            group.discard(entry)
+            if not group:
+                del self.members[key]
+
+    def _count(self, grade: str, minute: int, n: int) -> None:
+        counts = self.minutes.setdefault(grade, {})
+        if minute not in counts:
+            bisect.insort(self.minute_list.setdefault(grade, []), minute)
+        counts[minute] = counts.get(minute, 0) + n
+
+    def _maybe_sweep(self, now: float) -> None:
+        """Forget closed incidents past retention and minute counts past the surge baseline."""
+        if self._next_sweep is not None and now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_EVERY_S
+        cutoff = now - self.retention_s
+        for incident_id, s in list(self.states.items()):
+            if incident_id not in self.views and s.get("last_at", math.inf) < cutoff:
+                del self.states[incident_id]
+                for index, key in _keys(s, None).items():
+                    if index != "incident":
+                        self._leave((index, key), (s["created"]["at"], incident_id))
+        oldest = minute_of(now) - WEEK - HOUR - MINUTE
+        for grade, xs in self.minute_list.items():
+            cut = bisect.bisect_left(xs, oldest)
+            for minute in xs[:cut]:
+                del self.minutes[grade][minute]
+            del xs[:cut]
+
+    # -- rules -------------------------------------------------------------------------
+
+    def _evaluate(self, touched: Iterable[Key], now: float) -> set[str]:
+        """Evaluate the touched subjects as of ``now``; the fingerprints whose condition
+        changed. Each subject gets a timer for its next change with no event."""
+        changed: set[str] = set()
+        for key in touched:
+            index, subject = key
+            rules = self.rules_by_index.get(index)
+            if not rules:
+                continue
+            items: list[State] | None = None
+            views: list[Any] = []
+            next_at = math.inf
+            for rule in rules:
+                fast = self._fast(rule, key, now)
+                if fast is not None:
+                    produced = fast
+                else:
+                    if items is None:
+                        items = self._items(key)
+                        views = [(s, v) for s in items
+                                 if (v := self.views.get(s["id"])) is not None]
+                    produced = self._conditions(rule, key, items, views, now)
+                before = self.produced.pop((rule.name, key), set())
+                for fp in before - produced.keys():
+                    self.holding.pop(fp, None)
+                    changed.add(fp)
+                for fp, c in produced.items():
+                    if self.holding.get(fp) != c:
+                        self.holding[fp] = c
+                        changed.add(fp)
+                if produced:
+                    self.produced[(rule.name, key)] = set(produced)
+                next_at = min(next_at, self._next_change(rule, key, now))
+            if next_at < math.inf:
+                self._schedule(key, next_at)
+        return changed
+
+    def _items(self, key: Key) -> list[State]:
+        if key[0] == "incident":
+            s = self.states.get(key[1])  # type: ignore[arg-type]
+            return [s] if s is not None else []
+        return [self.states[i] for _, i in self.members.get(key, ())]
+
+    def _fast(self, rule: Rule, key: Key, now: float) -> dict[str, Condition] | None:
+        """Group rules from the group's count and longest-waiting members alone (None:
+        this rule needs the full pass)."""
+        index, subject = key
+        if index == "incident":  # attendance, review, appointment: open and in scope only
+            v = self.views.get(subject)  # type: ignore[arg-type]
+            return {} if v is None or not _in_scope(rule, v.grade, v.area) else None
+        if index == "grade":
+            if rule.grades and subject not in rule.grades:
+                return {}
+            c = self._surge(rule, str(subject), now)
+            return {} if c is None else {c.fingerprint: c}
+        group = self.members.get(key, ())
+        if rule.kind in ("backlog_above", "oldest_open"):
+            grade, area = key[1]  # type: ignore[misc]
+            if (rule.grades and grade not in rule.grades) or \
+                    (rule.areas and area not in rule.areas) or not group:
+                return {}
+            if rule.kind == "backlog_above":
+                c = backlog_condition(rule, grade, area, len(group), group[:MAX_IDS])
+            else:
+                c = oldest_condition(rule, grade, area, group[0], now)
+        elif rule.kind == "terminal_overloaded" and not rule.grades and not rule.areas:
+            c = terminal_condition(rule, self.config, str(key[1]), len(group),
+                                   group[:MAX_IDS])
+        else:
+            return None
+        return {} if c is None else {c.fingerprint: c}
+
+    def _conditions(self, rule: Rule, key: Key, items: list[State], views: list[Any],
+                    now: float) -> dict[str, Condition]:
+        out = _KINDS[rule.kind](rule, self.config, items, views, now, None)
+        return {c.fingerprint: c for c in out}
+
+    def _surge(self, rule: Rule, grade: str, now: float) -> Condition | None:
+        """The surge rule for one grade, from the timeline's own minute counts."""
+        counts = self.minutes.get(grade, {})
+        start, end = surge_window(now)
+
+        def calls(since: float) -> int:
+            return sum(counts.get(m, 0) for m in range(int(since), int(since) + HOUR, MINUTE))
+
+        return surge_condition(rule, grade, calls(start), calls(start - WEEK))
+
+    def _next_change(self, rule: Rule, key: Key, now: float) -> float:
+        """The next instant after ``now`` at which this rule's result for the subject can
+        change with no event (inf: only an event can change it)."""
+        threshold = rule.threshold or 0
+        candidates: list[float] = []
+        index, subject = key
+        if index == "incident":
+            s = self.states.get(subject)  # type: ignore[arg-type]
+            v = self.views.get(subject)  # type: ignore[arg-type]
+            if s is None or v is None or not _in_scope(rule, v.grade, v.area):
+                return math.inf
+            if rule.kind == "attendance_overdue":
+                deadline = attendance_deadline(s, self.config)
+                if s.get("arrived_at") is None and deadline is not None:
+                    candidates.append(just_after(deadline + threshold))
+            elif rule.kind == "review_overdue_vulnerable":
+                if v.vulnerable and s.get("review") is not None:
+                    candidates.append(just_after(s["review"][3] + threshold))
+            elif rule.kind == "appointment_missed":
+                if v.status == "scheduled" and s.get("slot") is not None:
+                    candidates.append(just_after(s["slot"][4] + threshold))
+        elif rule.kind == "oldest_open":
+            group = self.members.get(key)
+            if group:
+                candidates.append(just_after(group[0][0] + threshold))
+        elif rule.kind == "repeat_caller":
+            for created_at, _ in self.members.get(key, ()):
+                candidates.append(created_at)  # enters the window
+                candidates.append(just_after(created_at + rule.within_seconds))
+        elif rule.kind == "surge":
+            # A minute with calls leaves this hour, enters last week's hour, leaves it.
+            xs = self.minute_list.get(str(key[1]), [])
+            for offset in (HOUR, WEEK, WEEK + HOUR):
+                i = bisect.bisect_right(xs, now - offset)
+                if i < len(xs):
+                    candidates.append(float(xs[i] + offset))
+        later = [c for c in candidates if c > now]
+        return min(later, default=math.inf)
+
+    def _schedule(self, what: Any, at: float) -> None:
+        if self._due.get(what) == at:
+            return
+        self._due[what] = at
+        heapq.heappush(self._timers, (at, next(self._seq), what))
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _lifecycle(self, fps: set[str], now: float, changes: Changes,
+                   notes: list[Active]) -> None:
+        """Fire, continue or resolve the alerts whose condition changed (or cool-down ended)."""
+        if not fps:
+            return
+        active = {fp: self.active[fp] for fp in fps if fp in self.active}
+        holding = {fp: self.holding[fp] for fp in fps if fp in self.holding}
+        step_changes, step_notes = step(active, holding, now, self.cool_down)
+        for fp, record in step_changes.items():
+            changes[fp] = record
+            if record is None:
+                self.active.pop(fp, None)
+            else:
+                self.active[fp] = record
+                if record.get("clear_since") is not None and \
+                        (fp not in active or active[fp].get("clear_since") is None):
+                    self._schedule(("cool", fp), record["clear_since"] + self.cool_down)
+        notes.extend(step_notes)
