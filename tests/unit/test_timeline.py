@@ -153,6 +153,31 @@ def test_every_episode_begins_and_ends_when_the_evaluator_says_whatever_the_pace
     assert {fp for fp, _ in want} >= {n["fingerprint"] for n in in_one_go}
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_group_alerts_list_the_same_incidents_and_counts_as_the_evaluator(seed: int) -> None:
+    """Group rules read a group's size and longest-waiting members from the group kept in
+    order, not from a pass over it; what they say must not differ."""
+    events = scenario(seed)
+    timeline = AlertTimeline(CONFIG, retention_s=2 * 86400)
+    for e in events:
+        timeline.offer(e)
+    groups = {"Grade2BacklogHigh", "TerminalOverloaded", "RepeatCaller"}
+    compared = 0
+    for minute in range(0, SPAN_S // 60, 10):
+        now = T0 + minute * 60
+        timeline.advance(now)
+        states: dict[str, dict[str, Any]] = {}
+        for e in sorted(events, key=lambda e: e.at):
+            if e.at <= now:
+                states[e.incident_id] = apply_event(states.get(e.incident_id), e)
+        want = {fp: c for fp, c in evaluate(CONFIG, states.values(), now).items()
+                if c.rule in groups}
+        got = {fp: c for fp, c in timeline.holding.items() if c.rule in groups}
+        assert got == want, now - T0
+        compared += len(want)
+    assert compared, "the scenario raises group alerts"
+
+
 def test_a_grade1_attended_three_seconds_late_is_raised_and_resolved_at_those_instants() -> None:
     events = [decode(created("G1", grade="1")),  # urban target: 15 min
               decode(event("G1", "arrived", 15 + 3 / 60, {}))]
