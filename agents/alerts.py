@@ -78,6 +78,7 @@ _outbox: tuple[Changes, list[Active]] = ({}, [])
 _latest: dict[int, float] = {}  # raw partition -> latest event time ingested
 _offset: dict[int, int] = {}  # raw partition -> last offset ingested
 _lock = asyncio.Lock()
+_unsent: list[Active] = []  # transitions not yet handed to the producer
 
 
 def evaluating() -> bool:
@@ -86,12 +87,19 @@ def evaluating() -> bool:
 
 
 def offer(partition: int, offset: int, ev: Event) -> None:
-    """Hand a valid event from the raw topic to the timeline (ingest calls this)."""
-    _seed_once()
-    _offset[partition] = offset
-    if ev.at <= time.time() + FUTURE_TOLERANCE_S and ev.at > _latest.get(partition, -1e18):
-        _latest[partition] = ev.at
-    timeline.offer(ev)
+    """Hand a valid event from the raw topic to the timeline (ingest calls this).
+
+    Never raises: ingest folds and forwards the event whatever happens here.
+    """
+    try:
+        _seed_once()
+        _offset[partition] = offset
+        if ev.at <= time.time() + FUTURE_TOLERANCE_S and ev.at > _latest.get(partition, -1e18):
+            _latest[partition] = ev.at
+        timeline.offer(ev)
+    except Exception as exc:  # guard: alerting trouble must not cost the backlog an event
+        metrics.agent_errors.labels(AGENT).inc()
+        log.error("%s: offering an event to the timeline failed: %r", AGENT, exc)
 
 
 def frontier(wall: float) -> float | None:
@@ -133,30 +141,50 @@ def _seed_once() -> None:
                             None if saved is None else float(saved))
 
 
+def _reset() -> None:
+    global timeline, _seeded, _outbox
+    timeline = AlertTimeline(config, settings.closed_retention_s)
+    _seeded = False
+    _outbox = ({}, [])
+    _latest.clear()
+    _offset.clear()
+
+
 @app.timer(ADVANCE_EVERY_S)
 async def advance() -> None:
     """Walk the timeline to the frontier; record and publish what changed."""
     global _outbox
     if not evaluating():
+        if _seeded:  # partition 0 moved to another worker: start afresh if it comes back
+            _reset()
         return
     async with _lock:
-        _seed_once()
-        changes, notes = _outbox
-        _outbox = ({}, [])
-        more_changes, more_notes = timeline.advance(frontier(time.time()))
-        changes.update(more_changes)
-        notes.extend(more_notes)
-        for fp, record in changes.items():
-            if record is None:
-                active.remove(ALERTS_PARTITION, fp)
-            else:
-                active.put(ALERTS_PARTITION, fp, record)
-        if timeline.frontier is not None and progress.peek("frontier") != timeline.frontier:
-            progress.put(ALERTS_PARTITION, "frontier", timeline.frontier)
-        for note in notes:
-            record = alert_record(note)
-            await alerts_topic.send(key=record["fingerprint"].encode(),
-                                    value=orjson.dumps(record))
+        try:
+            await _advance()
+        except Exception as exc:  # guard: a failed step must not stop the timer for good
+            metrics.agent_errors.labels(AGENT).inc()
+            log.error("%s: walking the timeline failed: %r", AGENT, exc)
+
+
+async def _advance() -> None:
+    global _outbox
+    _seed_once()
+    changes, notes = _outbox
+    _outbox = ({}, [])
+    more_changes, more_notes = timeline.advance(frontier(time.time()))
+    changes.update(more_changes)
+    for fp, record in changes.items():
+        if record is None:
+            active.remove(ALERTS_PARTITION, fp)
+        else:
+            active.put(ALERTS_PARTITION, fp, record)
+    if timeline.frontier is not None and progress.peek("frontier") != timeline.frontier:
+        progress.put(ALERTS_PARTITION, "frontier", timeline.frontier)
+    _unsent.extend(notes + more_notes)
+    while _unsent:  # in order; what a failed send leaves is sent on the next step
+        record = alert_record(_unsent[0])
+        await alerts_topic.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))
+        _unsent.pop(0)
 
 
 @app.agent(alerts_topic, name="notifier")
