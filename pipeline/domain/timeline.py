@@ -37,7 +37,7 @@ import itertools
 import math
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import fields
-from typing import Any
+from typing import Any, cast
 
 from sortedcontainers import SortedList
 
@@ -135,10 +135,6 @@ class AlertTimeline:
         else:
             heapq.heappush(self._held, (ev.at, RANK[ev.event_type], ev.event_id,
                                         next(self._seq), ev))
-
-    @property
-    def held(self) -> int:
-        return len(self._held) + len(self._late)
 
     def seed(self, states: Iterable[State], cells: Iterable[tuple[int, Mapping[str, int]]],
              active: Mapping[str, Active], frontier: float | None) -> tuple[Changes, list[Active]]:
@@ -350,7 +346,7 @@ class AlertTimeline:
 
     def _items(self, key: Key) -> list[State]:
         if key[0] == "incident":
-            s = self.states.get(key[1])  # type: ignore[arg-type]
+            s = self.states.get(str(key[1]))
             return [s] if s is not None else []
         return [self.states[i] for _, i in self.members.get(key, ())]
 
@@ -359,7 +355,7 @@ class AlertTimeline:
         this rule needs the full pass)."""
         index, subject = key
         if index == "incident":  # attendance, review, appointment: open and in scope only
-            v = self.views.get(subject)  # type: ignore[arg-type]
+            v = self.views.get(str(subject))
             return {} if v is None or not _in_scope(rule, v.grade, v.area) else None
         if index == "grade":
             if rule.grades and subject not in rule.grades:
@@ -368,7 +364,7 @@ class AlertTimeline:
             return {} if c is None else {c.fingerprint: c}
         group = self.members.get(key, ())
         if rule.kind in ("backlog_above", "oldest_open"):
-            grade, area = key[1]  # type: ignore[misc]
+            grade, area = cast(tuple[str, str], subject)
             if (rule.grades and grade not in rule.grades) or \
                     (rule.areas and area not in rule.areas) or not group:
                 return {}
@@ -405,8 +401,8 @@ class AlertTimeline:
         candidates: list[float] = []
         index, subject = key
         if index == "incident":
-            s = self.states.get(subject)  # type: ignore[arg-type]
-            v = self.views.get(subject)  # type: ignore[arg-type]
+            s = self.states.get(str(subject))
+            v = self.views.get(str(subject))
             if s is None or v is None or not _in_scope(rule, v.grade, v.area):
                 return math.inf
             if rule.kind == "attendance_overdue":
