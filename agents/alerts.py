@@ -70,9 +70,9 @@ progress = partitioned_table(app, "alerts-frontier", settings.topic_partitions,
                              help="How far (event time) the alert timeline has walked.")
 notified = app.Table("alerts-notified", default=None, partitions=settings.topic_partitions,
                      key_type=str, help="Firing alerts as last delivered, for re-sending.")
-registry.register(AlertsCollector(config, lambda: list(active.values())))
-
 timeline = AlertTimeline(config, settings.closed_retention_s)
+registry.register(AlertsCollector(config, lambda: list(active.values()),
+                                  lambda: timeline.frontier if evaluating() else None))
 _seeded = False
 _outbox: tuple[Changes, list[Active]] = ({}, [])
 _latest: dict[int, float] = {}  # raw partition -> latest event time ingested

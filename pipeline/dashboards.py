@@ -166,7 +166,11 @@ def pipeline_health() -> dict[str, Any]:
                 (12, 13, 12, 8), unit="ops"),
         _series("Alert notifications per second",
                 [("sum by (outcome) (rate(demand_alert_notifications_total[5m]))",
-                  "{{outcome}}")], (0, 21, 24, 6), unit="ops"),
+                  "{{outcome}}")], (0, 21, 16, 6), unit="ops"),
+        _stat("Alert rules evaluated (behind the clock)",
+              [("time() - max(demand_alerts_evaluated_until_timestamp_seconds)", "behind")],
+              (16, 21, 8, 6), unit="s",
+              thresholds=_steps((None, GREEN), (60, AMBER), (120, RED))),
     ]
     return _dashboard("demandflow-pipeline", "demandflow pipeline health", panels,
                       [_datasource_variable()], "30s")

@@ -187,12 +187,14 @@ class BacklogCollector(Collector):
 
 
 class AlertsCollector(Collector):
-    """``demand_alerts_firing{rule,severity}`` from the active-alerts table on each scrape."""
+    """``demand_alerts_firing{rule,severity}`` from the active-alerts table on each scrape,
+    and how far (event time) the rules have been evaluated, on the worker that evaluates."""
 
-    def __init__(self, config: DemandConfig, active: Callable[[], Iterable[Mapping[str, object]]]
-                 ) -> None:
+    def __init__(self, config: DemandConfig, active: Callable[[], Iterable[Mapping[str, object]]],
+                 evaluated_until: Callable[[], float | None] = lambda: None) -> None:
         self._config = config
         self._active = active
+        self._evaluated_until = evaluated_until
 
     def collect(self) -> Iterator[Metric]:
         counts = {(r.name, r.severity): 0 for r in self._config.rules}
@@ -207,3 +209,10 @@ class AlertsCollector(Collector):
         for (rule, severity), n in sorted(counts.items()):
             fam.add_metric([rule, severity], n)
         yield fam
+        until = self._evaluated_until()
+        if until is not None:
+            yield GaugeMetricFamily(
+                "demand_alerts_evaluated_until_timestamp_seconds",
+                "The instant (event time, Unix seconds) up to which the alert rules have been "
+                "evaluated: live, a few seconds behind the clock; if it stops, no alert can fire.",
+                value=until)

@@ -116,6 +116,9 @@ def test_a_fast_replay_raises_exactly_the_alerts_of_the_live_run(
         wait_for("the live run's last resolution", lambda: live.metric_sum(
             "demand_alerts_firing") == 0 and time.time() > t0 + 40, timeout=60)
         live_records = alert_records(live_ns)
+        # Live, the rules have been evaluated up to a few seconds ago.
+        behind = time.time() - live.metric_sum("demand_alerts_evaluated_until_timestamp_seconds")
+        assert 0 < behind < 10, behind
     finally:
         live.stop()
 
@@ -125,12 +128,16 @@ def test_a_fast_replay_raises_exactly_the_alerts_of_the_live_run(
     try:
         # The same log at once, and one later call whose time carries the stream past the
         # scenario's end (a grade 5: no target, no rule applies to it).
-        marker = scenario(t0 + 60)[1]
+        marker = scenario(t0 + 60)[1]  # B's call, 61 s in
         marker_value = marker[2].replace(b'"B"', b'"Z"').replace(b'"grade":"1"',
                                                                 b'"grade":"5"')
         produce(bootstrap, replay_ns.topic(RAW),
                 [(k, v) for _, k, v in events] + [(b"Z", marker_value)])
         replay_records = alert_records(replay_ns)
+        # In a replay, up to the stream's time less the grace (the marker, less 5 s).
+        wait_for("rules evaluated up to the stream's time less the grace",
+                 lambda: replay.metric_sum(
+                     "demand_alerts_evaluated_until_timestamp_seconds") == marker[0] - 5, timeout=30)
     finally:
         replay.stop()
 
