@@ -77,7 +77,8 @@ def effective_now(mode: str, wall: float, watermark: float | None, grace: float)
     Live (``wall``), it is the wall clock. For a replay or catch-up (``event``)
     it is the stream's event time: the partition's watermark minus the grace,
     before which every event is assumed to have arrived, so a replay marks the
-    same breaches and raises the same alerts, whatever its speed.
+    same breaches whatever its speed. (Alerts walk their own timeline to the same
+    kind of frontier: pipeline.domain.timeline.)
     """
     if mode == "wall":
         return wall
