@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
+from kafka import KafkaProducer
 
 from pipeline.config import default_config_text
 from tests.integration.support import Namespace, Worker, consume_all, produce, wait_for
@@ -110,9 +111,16 @@ def test_a_fast_replay_raises_exactly_the_alerts_of_the_live_run(
     t0 = float(int(time.time()) + 3)
     events = scenario(t0)
     try:
-        for when, key, value in events:  # each event as it happens
-            time.sleep(max(0.0, when - time.time()))
-            produce(bootstrap, live_ns.topic(RAW), [(key, value)])
+        # Each event as it happens (one producer, flushed per event: milliseconds, well
+        # inside the worker's settle time).
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        try:
+            for when, key, value in events:
+                time.sleep(max(0.0, when - time.time()))
+                producer.send(live_ns.topic(RAW), key=key, value=value)
+                producer.flush()
+        finally:
+            producer.close()
         wait_for("the live run's last resolution", lambda: live.metric_sum(
             "demand_alerts_firing") == 0 and time.time() > t0 + 40, timeout=60)
         live_records = alert_records(live_ns)
@@ -135,9 +143,9 @@ def test_a_fast_replay_raises_exactly_the_alerts_of_the_live_run(
                 [(k, v) for _, k, v in events] + [(b"Z", marker_value)])
         replay_records = alert_records(replay_ns)
         # In a replay, up to the stream's time less the grace (the marker, less 5 s).
+        until = "demand_alerts_evaluated_until_timestamp_seconds"
         wait_for("rules evaluated up to the stream's time less the grace",
-                 lambda: replay.metric_sum(
-                     "demand_alerts_evaluated_until_timestamp_seconds") == marker[0] - 5, timeout=30)
+                 lambda: replay.metric_sum(until) == marker[0] - 5, timeout=30)
     finally:
         replay.stop()
 
