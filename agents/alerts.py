@@ -54,6 +54,7 @@ from pipeline.app import (
 from pipeline.domain.alerting import Active, alert_record, alertmanager_payload
 from pipeline.domain.events import Event
 from pipeline.domain.timeline import AlertTimeline, Changes
+from pipeline.domain.windows import FUTURE_TOLERANCE_S
 from pipeline.metrics import AlertsCollector
 from pipeline.tables import partitioned_table
 
@@ -61,7 +62,6 @@ AGENT = "alerts"
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 ADVANCE_EVERY_S = 1.0
 ALERTS_PARTITION = 0  # the clock-topic partition whose owner evaluates
-FUTURE_TOLERANCE_S = 300.0  # an event stamped further ahead does not move a watermark
 log = logging.getLogger(__name__)
 
 active = partitioned_table(app, "alerts-active", settings.topic_partitions,
@@ -74,7 +74,7 @@ timeline = AlertTimeline(config, settings.closed_retention_s)
 registry.register(AlertsCollector(config, lambda: list(active.values()),
                                   lambda: timeline.frontier if evaluating() else None))
 _seeded = False
-_outbox: tuple[Changes, list[Active]] = ({}, [])
+_changes: Changes = {}  # active-alert changes not yet written (from seeding)
 _latest: dict[int, float] = {}  # raw partition -> latest event time ingested
 _offset: dict[int, int] = {}  # raw partition -> last offset ingested
 _lock = asyncio.Lock()
@@ -131,21 +131,23 @@ def _caught_up(tp: TP) -> bool:
 
 def _seed_once() -> None:
     """On the first use after start, start the timeline from the restored tables."""
-    global _seeded, _outbox
+    global _seeded
     if _seeded:
         return
     _seeded = True
     saved = progress.peek("frontier")
-    _outbox = timeline.seed(list(incidents.values()), windows.buckets(),
-                            {fp: a for fp, a in active.items() if a},
-                            None if saved is None else float(saved))
+    changes, notes = timeline.seed(list(incidents.values()), windows.buckets(),
+                                   {fp: a for fp, a in active.items() if a},
+                                   None if saved is None else float(saved))
+    _changes.update(changes)
+    _unsent.extend(notes)
 
 
 def _reset() -> None:
-    global timeline, _seeded, _outbox
+    global timeline, _seeded
     timeline = AlertTimeline(config, settings.closed_retention_s)
     _seeded = False
-    _outbox = ({}, [])
+    _changes.clear()
     _latest.clear()
     _offset.clear()
 
@@ -153,7 +155,6 @@ def _reset() -> None:
 @app.timer(ADVANCE_EVERY_S)
 async def advance() -> None:
     """Walk the timeline to the frontier; record and publish what changed."""
-    global _outbox
     if not evaluating():
         if _seeded:  # partition 0 moved to another worker: start afresh if it comes back
             _reset()
@@ -167,20 +168,18 @@ async def advance() -> None:
 
 
 async def _advance() -> None:
-    global _outbox
     _seed_once()
-    changes, notes = _outbox
-    _outbox = ({}, [])
-    more_changes, more_notes = timeline.advance(frontier(time.time()))
-    changes.update(more_changes)
-    for fp, record in changes.items():
+    changes, notes = timeline.advance(frontier(time.time()))
+    _changes.update(changes)
+    _unsent.extend(notes)  # kept before any write that could fail: a transition is never lost
+    for fp, record in _changes.items():
         if record is None:
             active.remove(ALERTS_PARTITION, fp)
         else:
             active.put(ALERTS_PARTITION, fp, record)
+    _changes.clear()
     if timeline.frontier is not None and progress.peek("frontier") != timeline.frontier:
         progress.put(ALERTS_PARTITION, "frontier", timeline.frontier)
-    _unsent.extend(notes + more_notes)
     while _unsent:  # in order; what a failed send leaves is sent on the next step
         record = alert_record(_unsent[0])
         await alerts_topic.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))

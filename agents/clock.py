@@ -61,8 +61,7 @@ async def clock(stream: StreamT) -> None:
         try:
             tick = orjson.loads(event.message.value)
             wall = float(tick["now"])
-            if not tick.get("evaluate"):  # (pokes of earlier versions: nothing to do)
-                await on_tick(event.message.partition, wall)
+            await on_tick(event.message.partition, wall)
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, event.message, exc)
 

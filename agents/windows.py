@@ -25,7 +25,6 @@ from pipeline.tables import partitioned_table
 minutes = partitioned_table(app, "demand-minutes", settings.topic_partitions,
                             help="Incoming incidents per minute, by grade|channel.")
 
-_FUTURE_TOLERANCE = 300.0
 _RETENTION = w.retention_seconds(config.windows.sizes_seconds)
 _oldest: dict[int, int] = {}  # per partition: oldest minute that may still be stored
 _pending: dict[str, tuple[int, Any]] = {}  # key -> (partition, value; None: delete)
@@ -61,7 +60,7 @@ def count_incident(partition: int, at: float, grade: str, channel: str) -> bool:
     _set(partition, key, w.add(_get(key), grade, channel))
     # A clock running fast at a source must not make everyone else "late": an event
     # stamped in the future does not move the watermark.
-    if (watermark is None or at > watermark) and at <= time.time() + _FUTURE_TOLERANCE:
+    if (watermark is None or at > watermark) and at <= time.time() + w.FUTURE_TOLERANCE_S:
         _set(partition, wm_key, at)
         _expire(partition, at)
     return True

@@ -118,10 +118,6 @@ def backlog_condition(rule: Rule, grade: str, area: str, count: int,
                       f"(threshold {rule.threshold:g})", oldest)
 
 
-def terminal_limit(rule: Rule, config: DemandConfig) -> float:
-    return rule.threshold if rule.threshold is not None else config.terminals.band_high
-
-
 def _terminal_overloaded(rule, config, items, views: Views, now, buckets):
     groups: dict[str, list[tuple[float, str]]] = {}
     for _, v in views:
@@ -136,7 +132,7 @@ def _terminal_overloaded(rule, config, items, views: Views, now, buckets):
 def terminal_condition(rule: Rule, config: DemandConfig, terminal: str, count: int,
                        oldest: Iterable[tuple[float, str]]) -> Condition | None:
     """A terminal's overload alert, if it holds more open logs than the limit."""
-    limit = terminal_limit(rule, config)
+    limit = rule.threshold if rule.threshold is not None else config.terminals.band_high
     if count <= limit:
         return None
     return _condition(rule, terminal, FORCE_WIDE,

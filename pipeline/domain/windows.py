@@ -17,6 +17,9 @@ MINUTE = 60
 WEEK = 7 * 86400
 DAY = 86400
 Counts = dict[str, int]  # "grade|channel" -> incidents
+# A source clock running fast must not make everyone else "late": an event stamped further
+# ahead of the wall clock than this does not move a watermark.
+FUTURE_TOLERANCE_S = 300.0
 
 
 def minute_of(at: float) -> int:
