@@ -47,6 +47,7 @@ from pipeline.app import (
     clock_topic,
     config,
     metrics,
+    ownership,
     raw_topic,
     registry,
     settings,
@@ -136,7 +137,7 @@ def _seed_once() -> None:
         return
     _seeded = True
     saved = progress.peek("frontier")
-    changes, notes = timeline.seed(list(incidents.values()), windows.buckets(),
+    changes, notes = timeline.seed(incidents.values_in(ownership.ready()), windows.buckets(),
                                    {fp: a for fp, a in active.items() if a},
                                    None if saved is None else float(saved))
     _changes.update(changes)
@@ -159,7 +160,7 @@ async def advance() -> None:
         if _seeded:  # partition 0 moved to another worker: start afresh if it comes back
             _reset()
         return
-    async with _lock:
+    async with _lock, ownership.batch():
         try:
             await _advance()
         except Exception as exc:  # guard: a failed step must not stop the timer for good

@@ -33,6 +33,7 @@ from pipeline.app import (
     app,
     config,
     metrics,
+    ownership,
     publish,
     rekey_topic,
     settings,
@@ -42,7 +43,7 @@ from pipeline.domain.backlog import State, apply_once, forgotten
 from pipeline.domain.clocks import attendance_breached, stage_seconds
 from pipeline.domain.events import Event, event_from_document
 from pipeline.domain.incident_state import state_record
-from pipeline.tables import partitioned_table
+from pipeline.tables import durable, partitioned_table
 
 AGENT = "backlog"
 log = logging.getLogger(__name__)
@@ -61,13 +62,17 @@ _pending: Changed = {}
 async def backlog(stream: StreamT) -> None:
     """Fold the events ingest re-keyed (those that arrived on another partition)."""
     async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
-        for event in batch:
-            try:
-                ev = event_from_document(orjson.loads(event.message.value))
-                fold(event.message.partition, ev)
-            except Exception as exc:  # guard: one record must never crash the agent
-                await guard_failed(AGENT, event.message, exc)
-        await save()
+        async with ownership.batch():  # a rebalance waits for the batch to be written
+            for event in batch:
+                if not ownership.owns(event.message.partition):
+                    continue  # moved in a rebalance: its new owner reads it again
+                try:
+                    ev = event_from_document(orjson.loads(event.message.value))
+                    fold(event.message.partition, ev)
+                except Exception as exc:  # guard: one record must never crash the agent
+                    await guard_failed(AGENT, event.message, exc)
+            await save()
+            await durable()  # before the batch's offsets are acknowledged
 
 
 def current(incident_id: str) -> State | None:
@@ -106,7 +111,7 @@ async def save() -> None:
     The table and the window buckets are written before any await, so views
     see whole batches.
     """
-    changed = dict(_pending)
+    changed = {iid: ps for iid, ps in _pending.items() if ownership.owns(ps[0])}
     _pending.clear()
     windows.flush()
     for incident_id, (partition, state) in changed.items():

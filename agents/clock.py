@@ -29,23 +29,13 @@ from agents.backlog import (
 )
 from agents.deadletters import guard_failed
 from agents.windows import watermark
-from pipeline.app import app, clock_topic, config, settings, state_topic
+from pipeline.app import app, clock_topic, config, ownership, settings, state_topic
 from pipeline.domain.clocks import effective_now
 from pipeline.domain.incident_state import closed_before
-from pipeline.topics import partition_for
+from pipeline.tables import durable
 
 AGENT = "clock"
 TICK_SECONDS = 5.0
-_partition_of: dict[str, int] = {}
-
-
-def partition_of(incident_id: str) -> int:
-    """The partition Kafka's default partitioner gives this key (murmur2, as producers use)."""
-    p = _partition_of.get(incident_id)
-    if p is None:
-        p = partition_for(incident_id, settings.topic_partitions)
-        _partition_of[incident_id] = p
-    return p
 
 
 @app.timer(TICK_SECONDS, on_leader=True)
@@ -61,7 +51,10 @@ async def clock(stream: StreamT) -> None:
         try:
             tick = orjson.loads(event.message.value)
             wall = float(tick["now"])
-            await on_tick(event.message.partition, wall)
+            async with ownership.batch():
+                if ownership.owns(event.message.partition):
+                    await on_tick(event.message.partition, wall)
+                    await durable()
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, event.message, exc)
 
@@ -69,9 +62,7 @@ async def clock(stream: StreamT) -> None:
 async def on_tick(partition: int, wall: float) -> None:
     cutoff = forget_horizon(partition)
     now = effective_now(settings.clock, wall, watermark(partition), config.windows.grace_seconds)
-    for incident_id in list(incidents.keys()):
-        if partition_of(incident_id) != partition:
-            continue
+    for incident_id in incidents.keys_in(partition):
         # Read afresh: the sends below yield to the backlog agent, which may have
         # changed this incident since the key list was taken. Between this read and
         # the write below there is no await, so no update can be lost.
@@ -80,7 +71,6 @@ async def on_tick(partition: int, wall: float) -> None:
             continue
         if cutoff is not None and closed_before(state, cutoff):
             replace(partition, incident_id, None)
-            _partition_of.pop(incident_id, None)
             await state_topic.send(key=incident_id.encode(), value=None)
             continue
         if now is not None and not state.get("breached"):

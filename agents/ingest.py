@@ -29,6 +29,7 @@ from pipeline.app import (
     config,
     events_topic,
     metrics,
+    ownership,
     publish,
     raw_topic,
     rekey_topic,
@@ -36,6 +37,7 @@ from pipeline.app import (
 )
 from pipeline.domain.events import decode_event
 from pipeline.errors import InvalidEvent
+from pipeline.tables import durable
 from pipeline.topics import partition_for
 
 AGENT = "ingest"
@@ -45,14 +47,18 @@ AGENT = "ingest"
 async def ingest(stream: StreamT) -> None:
     # In batches: offsets are acknowledged once the whole batch is folded and forwarded.
     async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
-        evaluating = alerts.evaluating()
-        for event in batch:
-            message = event.message
-            try:
-                await _handle(message, evaluating)
-            except Exception as exc:  # guard: one record must never crash the agent
-                await guard_failed(AGENT, message, exc)
-        await backlog.save()
+        async with ownership.batch():  # a rebalance waits for the batch to be written
+            evaluating = alerts.evaluating()
+            for event in batch:
+                message = event.message
+                if not ownership.owns(message.partition):
+                    continue  # moved in a rebalance: its new owner reads it again
+                try:
+                    await _handle(message, evaluating)
+                except Exception as exc:  # guard: one record must never crash the agent
+                    await guard_failed(AGENT, message, exc)
+            await backlog.save()
+            await durable()  # before the batch's offsets are acknowledged
 
 
 async def _handle(message, evaluating: bool) -> None:  # type: ignore[no-untyped-def]

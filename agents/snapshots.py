@@ -1,8 +1,9 @@
 """Snapshots: the /backlog document, published every few seconds for downstream systems.
 
-Each worker publishes what its own partitions hold (``partitions`` says
-which), keyed by worker, to ``demand.backlog-snapshots.v1``; with one worker
-a snapshot is the force-wide backlog.
+The leader publishes the force-wide backlog (every partition, from their
+owners: pipeline.forcewide) to ``demand.backlog-snapshots.v1``, keyed by app;
+``complete`` says whether every partition answered (``missing_partitions``
+which did not, e.g. during a rebalance).
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from typing import Any
 
 import orjson
 
-from agents import windows
-from agents.backlog import incidents
 from pipeline.app import app, config, settings, snapshot_topic
-from pipeline.domain.backlog import summarise
 from pipeline.domain.events import format_time
+from pipeline.domain.merge import merge_summaries
 
 
 def pairs(d: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
@@ -25,16 +24,18 @@ def pairs(d: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
     return out
 
 
-def backlog_document(now: float) -> dict[str, Any]:
-    """The /backlog JSON (schemas/backlog-snapshot.v1.schema.json)."""
-    s = summarise(list(incidents.values()), now)
+async def backlog_document(now: float) -> dict[str, Any]:
+    """The /backlog JSON (schemas/backlog-snapshot.v1.schema.json), force-wide."""
+    from pipeline import forcewide  # the views' module imports this one
+
+    got = await forcewide.gather("backlog", {"at": str(now)})
+    s = merge_summaries(got.parts(), now)
     band = config.terminals
-    assigned = app.assignor.assigned_actives() if app.assignor else set()
     return {
         "schema_version": 1,
         "as_of": format_time(s.as_of),
         "worker": f"{settings.app_id}@{settings.web_host}:{settings.web_port}",
-        "partitions": sorted({tp.partition for tp in assigned}),
+        **got.status(),
         "open_total": s.open_total,
         "by_grade": s.total_by(0),
         "by_area": s.total_by(1),
@@ -53,7 +54,9 @@ def backlog_document(now: float) -> dict[str, Any]:
     }
 
 
-@app.timer(settings.snapshot_interval_s)
+@app.timer(settings.snapshot_interval_s, on_leader=True)
 async def publish_snapshot() -> None:
-    document = backlog_document(windows.display_now())
-    await snapshot_topic.send(key=document["worker"].encode(), value=orjson.dumps(document))
+    from pipeline import forcewide
+
+    document = await backlog_document(await forcewide.stream_now())
+    await snapshot_topic.send(key=settings.app_id.encode(), value=orjson.dumps(document))

@@ -14,10 +14,10 @@ changed key once per batch, in its partition.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipeline.app import app, config, metrics, settings
+from pipeline.app import app, config, metrics, ownership, settings
 from pipeline.domain import windows as w
 from pipeline.domain.clocks import effective_now
 from pipeline.tables import partitioned_table
@@ -74,8 +74,9 @@ def watermark(partition: int) -> float | None:
 
 def stream_now(wall: float) -> float | None:
     """"Now" for time-driven logic: the wall clock, or in event mode the stream's time
-    (the latest watermark this worker holds, less the grace); None before any event."""
-    marks = [wm for p in range(settings.topic_partitions) if (wm := watermark(p)) is not None]
+    (the latest watermark of the partitions this worker owns, less the grace); None
+    before any event."""
+    marks = [wm for p in ownership.ready() if (wm := watermark(p)) is not None]
     return effective_now(settings.clock, wall, max(marks) if marks else None,
                          config.windows.grace_seconds)
 
@@ -92,7 +93,8 @@ def _expire(partition: int, watermark: float) -> None:
     cutoff = w.minute_of(watermark - _RETENTION)
     oldest = _oldest.get(partition)
     if oldest is None:
-        stored = [m for p, m in _keys() if p == partition]
+        stored = [int(k.partition(":")[2]) for k in minutes.keys_in(partition)
+                  if not k.endswith(":wm")]
         oldest = min(stored, default=cutoff)
     for minute in range(oldest, cutoff, w.MINUTE):
         key = f"{partition}:{minute}"
@@ -101,21 +103,17 @@ def _expire(partition: int, watermark: float) -> None:
     _oldest[partition] = max(oldest, cutoff)
 
 
-def _keys() -> Iterator[tuple[int, int]]:
-    for key in list(minutes.keys()):
-        p, _, m = key.partition(":")
-        if m != "wm":
-            yield int(p), int(m)
-
-
-def buckets(since: float | None = None) -> list[tuple[int, Mapping[str, int]]]:
-    """The minute buckets this worker holds (from ``since`` on), summed over its partitions.
+def buckets(since: float | None = None, partitions: Iterable[int] | None = None
+            ) -> list[tuple[int, Mapping[str, int]]]:
+    """The minute buckets (from ``since`` on) of ``partitions`` (default: those this
+    worker owns and has restored), summed over them.
 
     ``since`` skips the older minutes before merging: a view of one window then
     costs a pass over the keys, not a merge of the whole week.
     """
     out: dict[int, dict[str, int]] = {}
-    for key, counts in list(minutes.items()):
+    chosen = ownership.ready() if partitions is None else partitions
+    for key, counts in list(minutes.items_in(chosen)):
         _, _, m = key.partition(":")
         if m == "wm" or (since is not None and int(m) < since):
             continue

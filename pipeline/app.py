@@ -17,7 +17,9 @@ from prometheus_client import CollectorRegistry
 from pipeline import topics
 from pipeline.config import load_config
 from pipeline.metrics import Metrics
+from pipeline.ownership import Ownership
 from pipeline.settings import get_settings
+from pipeline.tables import PartitionedTable, durable
 
 settings = get_settings()
 config = load_config(settings.config_path)
@@ -34,12 +36,14 @@ app = faust.App(
     # Topics are created by pipeline.topics.ensure_topics; Faust creates only its
     # own internal ones (changelogs).
     topic_allow_declare=True,
-    # 0 standbys: each worker's table holds exactly the partitions it owns, so
-    # its gauges can be summed across workers without double counting.
-    table_standby_replicas=0,
+    # A standby keeps a warm copy of another worker's partitions for takeover; readers
+    # only ever read owned partitions (pipeline.ownership), so copies are never counted.
+    table_standby_replicas=settings.standby_replicas,
     web_bind=settings.web_host,
     web_port=settings.web_port,
     web_host=settings.web_host,
+    # Where other workers reach this one's views (force-wide answers fan out to owners).
+    canonical_url=settings.advertised_url or f"http://{settings.web_host}:{settings.web_port}",
     # Offsets are committed often so a restarted worker repeats little; the
     # state is idempotent, so what it repeats changes nothing.
     broker_commit_every=1000,
@@ -67,6 +71,37 @@ rekey_topic = _bytes_topic(topics.REKEY)
 state_topic = _bytes_topic(topics.INCIDENT_STATE)
 snapshot_topic = _bytes_topic(topics.BACKLOG_SNAPSHOTS)
 alerts_topic = _bytes_topic(topics.ALERTS)
+
+
+def _active_partitions() -> set[int]:
+    raw = raw_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == raw}
+
+
+async def _durable() -> None:
+    await durable()
+    await app.producer.flush()
+
+
+ownership = Ownership(_active_partitions, _durable,
+                      gate_timeout_s=settings.session_timeout_s / 2)
+PartitionedTable.owns = ownership.owns
+PartitionedTable.refused = metrics.writes_refused.inc
+
+
+@app.on_partitions_revoked.connect
+async def _on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+    await ownership.on_revoked()
+
+
+@app.on_partitions_assigned.connect
+async def _on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+    ownership.on_assigned()
+
+
+@app.on_rebalance_complete.connect
+async def _on_restored(sender: Any, **_: Any) -> None:
+    ownership.on_restored()
 
 
 async def publish(topic: faust.TopicT, key: bytes, value: bytes | None) -> None:

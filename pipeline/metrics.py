@@ -71,6 +71,10 @@ class Metrics:
             "it is retried with back-off until delivered).", ["outcome"], registry=registry)
         for outcome in ("delivered", "failed"):
             self.notifications.labels(outcome)
+        self.writes_refused = Counter(
+            "demand_state_writes_refused", "Table writes refused because this worker no "
+            "longer owns the partition (a rebalance moved it; its new owner re-reads the "
+            "events).", registry=registry)
         self.agent_errors = Counter(
             "demand_agent_errors", "Unexpected errors caught per event by an agent's guard.",
             ["agent"], registry=registry)
@@ -114,11 +118,13 @@ class BacklogCollector(Collector):
 
     def __init__(self, config: DemandConfig, states: Callable[[], Iterable[State]],
                  buckets: Callable[[], list[tuple[int, Mapping[str, int]]]],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 partitions_ready: Callable[[], int] | None = None) -> None:
         self._config = config
         self._states = states
         self._buckets = buckets
         self._clock = clock
+        self._partitions_ready = partitions_ready
 
     def collect(self) -> Iterator[Metric]:
         c = self._config
@@ -168,6 +174,12 @@ class BacklogCollector(Collector):
         yield GaugeMetricFamily("demand_terminal_band_high", "Target band: most open logs.",
                                 value=c.terminals.band_high)
         yield from self._windows(grades, summary.as_of)
+        if self._partitions_ready is not None:
+            yield GaugeMetricFamily(
+                "demand_partitions_ready",
+                "Partitions this worker owns and has restored: the share of the force its "
+                "gauges cover (summed over workers: the topic's partition count when whole).",
+                value=self._partitions_ready())
 
     def _windows(self, grades: list[str], now: float) -> Iterator[Metric]:
         fam = GaugeMetricFamily(

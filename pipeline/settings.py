@@ -33,9 +33,15 @@ class Settings(BaseSettings):
     # crashed worker's share of the backlog frozen for a minute; 10 s moves it sooner.
     session_timeout_s: float = Field(default=10.0, ge=6.0)
 
+    # Standby replicas per table partition: a warm copy on another worker for takeover.
+    standby_replicas: int = Field(default=1, ge=0)
+
     # Worker.
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
+    # The URL other workers reach this one at (force-wide views ask each partition's
+    # owner); default http://<web_host>:<web_port>. Set it when web_host is 0.0.0.0.
+    advertised_url: str | None = None
     store: str = "memory://"
     data_dir: Path = Path(".run/worker-data")
     config_path: Path | None = None  # None: the shipped default demand.toml

@@ -1,9 +1,13 @@
 """Worker HTTP: /healthz, /backlog, /incidents/oldest, /demand (and /metrics, mounted by
 Faust's Prometheus sensor, with the table-backed gauges registered here).
 
-Views read this worker's tables: with several workers each answers for the
-partitions it owns. ``at=`` (RFC 3339 UTC) evaluates a view as at another
-instant, which replays and their checks need; the default is now.
+Every view answers for the whole force from any worker: it answers the
+partitions this worker owns and asks the owners of the others
+(pipeline.forcewide); ``complete`` says whether every partition answered, and
+``missing_partitions`` which did not (a rebalance, a crashed worker). The
+gauges on /metrics are this worker's own partitions (``sum`` in PromQL).
+``at=`` (RFC 3339 UTC) evaluates a view as at another instant, which replays
+and their checks need; the default is now.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from faust import web
 from agents import windows
 from agents.backlog import incidents
 from agents.snapshots import backlog_document, pairs
-from pipeline.app import app, config, registry
-from pipeline.domain.backlog import oldest_open
+from pipeline import forcewide
+from pipeline.app import app, config, ownership, registry, settings
 from pipeline.domain.events import format_time, parse_time
-from pipeline.domain.windows import WEEK, demand, parse_window, window_name
+from pipeline.domain.merge import merge_counts, merge_oldest
+from pipeline.domain.windows import parse_window, window_name
 from pipeline.metrics import BacklogCollector
 
-registry.register(BacklogCollector(config, lambda: list(incidents.values()), windows.buckets,
-                                   clock=windows.display_now))
+registry.register(BacklogCollector(config, lambda: incidents.values_in(ownership.ready()),
+                                   windows.buckets, clock=windows.display_now,
+                                   partitions_ready=lambda: len(ownership.ready())))
 
 
 def health() -> tuple[bool, dict[str, Any]]:
@@ -31,17 +37,18 @@ def health() -> tuple[bool, dict[str, Any]]:
                if any(actor.crashed for actor in list(agent._actors))]
     ok = not crashed and app.started and not app.should_stop
     return ok, {"status": "ok" if ok else "unhealthy", "crashed_agents": crashed,
-                "rebalancing": bool(app.rebalancing)}
+                "rebalancing": bool(app.rebalancing),
+                "partitions_ready": sorted(ownership.ready())}
 
 
 class BadRequest(ValueError):
     pass
 
 
-def _at(request: web.Request) -> float:
+async def _at(request: web.Request) -> float:
     text = request.query.get("at")
     if not text:
-        return windows.display_now()
+        return await forcewide.stream_now()
     try:
         return parse_time(text)
     except ValueError as exc:
@@ -57,7 +64,7 @@ async def healthz(self: web.View, request: web.Request) -> web.Response:
 @app.page("/backlog")
 async def backlog_view(self: web.View, request: web.Request) -> web.Response:
     try:
-        return self.json(backlog_document(_at(request)))
+        return self.json(await backlog_document(await _at(request)))
     except BadRequest as exc:
         return self.json({"error": str(exc)}, status=400)
 
@@ -76,26 +83,43 @@ async def oldest_view(self: web.View, request: web.Request) -> web.Response:
         return self.json({"error": "unknown grade"}, status=400)
     if area is not None and area not in config.area_codes:
         return self.json({"error": "unknown area"}, status=400)
-    now = windows.display_now()
-    rows = oldest_open(list(incidents.values()), limit, grade, area)
-    return self.json({"as_of": format_time(now), "incidents": [
-        {"incident_id": r.incident_id, "grade": r.grade, "area": r.area, "status": r.status,
-         "created_at": format_time(r.created_at), "age_seconds": round(now - r.created_at, 3),
-         "vulnerable": r.vulnerable, "terminal": r.terminal} for r in rows]})
+    now = await forcewide.stream_now()
+    got = await forcewide.gather("oldest", {"at": str(now), "limit": str(limit),
+                                            "grade": grade or "", "area": area or ""})
+    rows = merge_oldest(got.parts(), limit)
+    return self.json({"as_of": format_time(now), **got.status(), "incidents": [
+        {"incident_id": r["incident_id"], "grade": r["grade"], "area": r["area"],
+         "status": r["status"], "created_at": format_time(r["created_at"]),
+         "age_seconds": round(now - r["created_at"], 3), "vulnerable": r["vulnerable"],
+         "terminal": r["terminal"]} for r in rows]})
 
 
 @app.page("/demand")
 async def demand_view(self: web.View, request: web.Request) -> web.Response:
     try:
         size = parse_window(request.query.get("window", "15m"), config.windows.sizes_seconds)
-        now = _at(request)
+        now = await _at(request)
     except (ValueError, BadRequest) as exc:
         return self.json({"error": str(exc)}, status=400)
-    # The window and the same window last week: nothing older is needed.
-    result = demand(windows.buckets(since=now - WEEK - size - 60), size, now)
+    got = await forcewide.gather("demand", {"at": str(now), "size": str(size)})
+    start, end = forcewide.window_bounds(size, now)
     return self.json({
-        "as_of": format_time(now), "window": window_name(size),
-        "start": format_time(float(result["start"])), "end": format_time(float(result["end"])),
-        "current": pairs(result["current"]),  # type: ignore[arg-type]
-        "last_week": pairs(result["last_week"]),  # type: ignore[arg-type]
+        "as_of": format_time(now), "window": window_name(size), **got.status(),
+        "start": format_time(float(start)), "end": format_time(float(end)),
+        "current": pairs(merge_counts(p["current"] for p in got.parts())),
+        "last_week": pairs(merge_counts(p["last_week"] for p in got.parts())),
     })
+
+
+@app.page("/internal/partitions")
+async def partitions_view(self: web.View, request: web.Request) -> web.Response:
+    """One owner's per-partition answers, for another worker's force-wide view."""
+    q = dict(request.query)
+    try:
+        wanted = [int(p) for p in q.pop("partitions", "").split(",") if p]
+        view = q.pop("view")
+        answers = forcewide.answer_local(view, wanted, q)
+    except (KeyError, ValueError) as exc:
+        return self.json({"error": f"bad request: {type(exc).__name__}"}, status=400)
+    return self.json({"worker": settings.advertised_url or str(app.conf.canonical_url),
+                      "answers": {str(p): a for p, a in answers.items()}})

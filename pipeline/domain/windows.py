@@ -87,6 +87,14 @@ def parse_window(name: str, sizes: Iterable[int]) -> int:
     raise ValueError(f"unknown window {name!r}")
 
 
+def bounds(size: int, now: float) -> tuple[int, int]:
+    """The ``[start, end)`` of the window of ``size`` shown as at ``now`` (see :func:`demand`)."""
+    if size == DAY:
+        end = minute_of(now) + MINUTE
+        return end - DAY, end
+    return tumbling(now, size)
+
+
 def demand(buckets: list[tuple[int, Mapping[str, int]]], size: int, now: float
            ) -> dict[str, object]:
     """Current and same-window-last-week counts for a window size, as at ``now``.
@@ -94,11 +102,7 @@ def demand(buckets: list[tuple[int, Mapping[str, int]]], size: int, now: float
     Sizes below a day are tumbling windows aligned to UTC; 24 h is rolling (the
     24 hours up to ``now``'s minute, inclusive).
     """
-    if size == DAY:
-        end = minute_of(now) + MINUTE
-        start = end - DAY
-    else:
-        start, end = tumbling(now, size)
+    start, end = bounds(size, now)
     current = total(buckets, start, end)
     last_week = total(buckets, start - WEEK, end - WEEK)
     return {"start": start, "end": end, "current": current, "last_week": last_week}

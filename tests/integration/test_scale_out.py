@@ -1,0 +1,114 @@
+"""Two workers give what one gives: the shared DECC weeks through a join and a SIGKILL.
+
+Real broker, real worker processes. The expected end state is recomputed from
+the CSVs (tests/integration/test_replay_real_data.py, which also proves one
+uninterrupted worker equals it). Every worker must answer for the whole force
+(docs/state.md): the same open incidents with the same statuses, complete.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.support import Namespace, Worker, wait_for, wait_true
+from tests.integration.test_replay_real_data import FILES, recompute
+
+pytestmark = pytest.mark.integration
+
+
+def expected_open() -> dict[str, str]:
+    """Incident id -> status of every incident the replayed export leaves open."""
+    out = {}
+    for iid, inc in recompute().items():
+        last = sorted(inc["lifecycle"])[-1]
+        if last[2] != "closed":
+            out[iid] = last[2]
+    return out
+
+
+def start_replay(ns: Namespace, workdir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "replay", *map(str, FILES),
+                             "--mapping", "decc-cad", "--quiet"], env=ns.env(), cwd=workdir,
+                            stdout=subprocess.DEVNULL)
+
+
+def force_wide(worker: Worker, want: dict[str, str]) -> Any:
+    """True when this worker's views show exactly ``want`` for the whole force."""
+    oldest = httpx.get(f"{worker.url}/incidents/oldest", params={"limit": 1000},
+                       timeout=30).json()
+    backlog = httpx.get(f"{worker.url}/backlog", timeout=30).json()
+    got = {r["incident_id"]: r["status"] for r in oldest["incidents"]}
+    if got == want and oldest["complete"] and backlog["complete"] and \
+            backlog["open_total"] == len(want):
+        return True
+    return {"extra": sorted(set(got) - set(want)), "missing": sorted(set(want) - set(got)),
+            "complete": (oldest["complete"], backlog["complete"]),
+            "open_total": backlog["open_total"]}
+
+
+def accepted(workers: list[Worker]) -> float:
+    return sum(w.metric_sum("demand_events_total", outcome="accepted") for w in workers)
+
+
+def settle(workers: list[Worker], want: dict[str, str]) -> None:
+    for w in workers:
+        wait_true(f"worker {w.port} answers force-wide with the export's open incidents",
+                  lambda w=w: force_wide(w, want), timeout=180, interval=2)
+
+
+@pytest.fixture(scope="module")
+def want() -> dict[str, str]:
+    assert len(FILES) == 7, "the shared data is missing"
+    return expected_open()
+
+
+def test_a_worker_joining_mid_replay_changes_nothing(ns: Namespace, workdir: Path,
+                                                     want: dict[str, str]) -> None:
+    first = Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start()
+    workers = [first]
+    try:
+        replay = start_replay(ns, workdir)
+        wait_for("the first worker well into the replay", lambda: accepted(workers) > 5000,
+                 timeout=120, interval=0.5)
+        workers.append(Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start())
+        assert replay.wait(timeout=300) == 0
+        settle(workers, want)
+        # Nobody was killed, so the counters summed over the workers are one worker's.
+        incs = recompute()
+        for grade in "12345":
+            assert sum(w.metric_sum("demand_incidents_received_total", grade=grade)
+                       for w in workers) == sum(1 for i in incs.values() if i["grade"] == grade)
+        assert sum(w.metric_sum("demand_partitions_ready") for w in workers) == 4
+        assert all(w.metric_sum("demand_partitions_ready") > 0 for w in workers)
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_a_worker_sigkilled_mid_replay_and_restarted_changes_nothing(
+        ns: Namespace, workdir: Path, want: dict[str, str]) -> None:
+    workers = [Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start() for _ in range(2)]
+    try:
+        replay = start_replay(ns, workdir)
+        wait_for("both workers well into the replay", lambda: accepted(workers) > 8000,
+                 timeout=120, interval=0.5)
+        workers[1].stop(signal.SIGKILL)
+        # While the dead worker's partitions wait to move, the survivor says it is partial.
+        partial = httpx.get(f"{workers[0].url}/backlog", timeout=30).json()
+        assert partial["complete"] is False and partial["missing_partitions"]
+        killed_at = time.monotonic()
+        workers[1] = Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start()
+        assert replay.wait(timeout=300) == 0
+        settle(workers, want)
+        print(f"\nkill to correct force-wide views: {time.monotonic() - killed_at:.1f} s")
+    finally:
+        for w in workers:
+            w.stop()
