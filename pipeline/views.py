@@ -21,6 +21,7 @@ from agents.backlog import incidents
 from agents.snapshots import backlog_document, pairs
 from pipeline import forcewide
 from pipeline.app import app, config, ownership, registry, settings
+from pipeline.brokerwatch import BrokerWatch
 from pipeline.domain.events import format_time, parse_time
 from pipeline.domain.merge import merge_counts, merge_oldest
 from pipeline.domain.windows import parse_window, window_name
@@ -31,14 +32,27 @@ registry.register(BacklogCollector(config, lambda: incidents.values_in(ownership
                                    partitions_ready=lambda: len(ownership.ready())))
 
 
+broker = BrokerWatch.for_bootstrap(settings.bootstrap_servers)
+
+
+@app.timer(2.0)
+async def probe_broker() -> None:
+    await broker.probe()
+
+
 def health() -> tuple[bool, dict[str, Any]]:
-    """Whether the worker is healthy, and why not."""
+    """Whether the worker is healthy and ready, and why not."""
     crashed = [name for name, agent in app.agents.items()
                if any(actor.crashed for actor in list(agent._actors))]
-    ok = not crashed and app.started and not app.should_stop
-    return ok, {"status": "ok" if ok else "unhealthy", "crashed_agents": crashed,
-                "rebalancing": bool(app.rebalancing),
-                "partitions_ready": sorted(ownership.ready())}
+    ok = not crashed and app.started and not app.should_stop and broker.reachable
+    status = "ok" if ok else "broker_unreachable" if not broker.reachable else "unhealthy"
+    body: dict[str, Any] = {"status": status, "crashed_agents": crashed,
+                            "rebalancing": bool(app.rebalancing),
+                            "partitions_ready": sorted(ownership.ready())}
+    if not broker.reachable:
+        body["reason"] = broker.reason
+        body["since"] = format_time(broker.since)
+    return ok, body
 
 
 class BadRequest(ValueError):
@@ -57,8 +71,18 @@ async def _at(request: web.Request) -> float:
 
 @app.page("/healthz")
 async def healthz(self: web.View, request: web.Request) -> web.Response:
+    """Readiness: running, no crashed agent, and Kafka reachable."""
     ok, body = health()
     return self.json(body, status=200 if ok else 503)
+
+
+@app.page("/livez")
+async def livez(self: web.View, request: web.Request) -> web.Response:
+    """Liveness: running and no crashed agent. A broker outage is not a reason to restart
+    the worker (it recovers by itself), so it does not fail this probe."""
+    _, body = health()
+    alive = not body["crashed_agents"] and not app.should_stop
+    return self.json({"status": "alive" if alive else "dead"}, status=200 if alive else 503)
 
 
 @app.page("/backlog")

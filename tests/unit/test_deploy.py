@@ -121,7 +121,7 @@ def test_kubernetes_manifests_build_with_probes_and_a_disruption_budget() -> Non
     docs = _kustomize()
     pod = docs["Deployment"]["spec"]["template"]
     [container] = pod["spec"]["containers"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     pdb = docs["PodDisruptionBudget"]["spec"]
     assert pdb["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
