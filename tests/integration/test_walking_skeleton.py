@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import signal
 import time
 from pathlib import Path
@@ -73,9 +74,12 @@ def scenario() -> tuple[list[tuple[bytes | None, bytes | None]], dict, dict[str,
         "not_object": b"[1, 2, 3]",
         "oversize": orjson.dumps({**created("INC-X4"), "source": "x" * 70000}),
     }
-    records += [(b"INC-X", raw) for raw in malformed.values()]
-    return records, expected_open, {v.decode("latin-1"): k for k, v in
-                                    ((k, v) for k, v in malformed.items())}, good, len(duplicates)
+    # Just under the broker's 1 MB record limit: its dead letter must still fit.
+    huge = orjson.dumps({**created("INC-X6"), "source": "y" * 999_000})
+    records += [(b"INC-X", raw) for raw in [*malformed.values(), huge]]
+    reasons = {hashlib.sha256(v).hexdigest(): k for k, v in malformed.items()}
+    reasons[hashlib.sha256(huge).hexdigest()] = "oversize"
+    return records, expected_open, reasons, good, len(duplicates)
 
 
 def test_known_events_give_exact_backlog_dead_letters_and_dedup(ns: Namespace,
@@ -110,7 +114,9 @@ def test_known_events_give_exact_backlog_dead_letters_and_dedup(ns: Namespace,
         for record in letters:
             body = orjson.loads(record.value)
             original = base64.b64decode(body["original_value_b64"])
-            assert body["reason"] == reasons_by_value[original.decode("latin-1")]
+            assert body["reason"] == reasons_by_value[body["original_sha256"]]
+            assert len(original) == min(body["original_size"], 256 * 1024)
+            assert body["original_truncated"] == (body["original_size"] > 256 * 1024)
             assert body["source_topic"] == ns.topic(RAW)
             assert body["detail"]
 
