@@ -45,11 +45,26 @@ def load_mapping(path: str | Path) -> Mapping:
     return parse_toml_model(text, str(p), Mapping)
 
 
-def read_rows(path: Path) -> Iterator[dict[str, str]]:
-    """Rows of a CSV export (``.gz`` decompressed), by column name."""
+def read_rows(path: Path, mapping: Mapping | None = None) -> Iterator[dict[str, str]]:
+    """Rows of a CSV export (``.gz`` decompressed), by column name.
+
+    With a mapping, the header is checked first: a mapping naming columns the
+    file lacks would otherwise skip every row as ``missing_id`` and produce
+    nothing, successfully.
+    """
     raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
     with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
-        yield from csv.DictReader(text)
+        reader = csv.DictReader(text)
+        if mapping is not None:
+            header = set(reader.fieldnames or [])
+            named = [c for c in mapping.columns.model_dump().values() if c is not None]
+            named += list(mapping.include)
+            absent = sorted({c for c in named if c not in header})
+            if absent:
+                raise DemandflowError(
+                    f"{path}: the mapping {mapping.name!r} names columns this file does not "
+                    f"have: {', '.join(absent)} (is it the right --mapping?)")
+        yield from reader
 
 
 @dataclass
@@ -83,7 +98,7 @@ def plan(files: Iterable[Path], mapping: Mapping, config: DemandConfig,
     events: list[dict[str, Any]] = []
     for path in files:
         summary.files.append(str(path))
-        for row in read_rows(path):
+        for row in read_rows(path, mapping):
             summary.rows += 1
             result = row_events(row, mapping, config.grade_codes, config.area_codes, now)
             if result.filtered:

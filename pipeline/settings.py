@@ -11,8 +11,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import ConfigError
 
 LOCAL_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -75,5 +77,14 @@ class Settings(BaseSettings):
 
 @cache
 def get_settings() -> Settings:
-    """The process's settings, read from the environment once."""
-    return Settings()
+    """The process's settings, read from the environment once.
+
+    An invalid value stops with one line per variable naming it and what it
+    accepts (never echoing the value: some settings may be secrets' paths).
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"DEMANDFLOW_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                 for e in exc.errors()]
+        raise ConfigError("invalid setting: " + "; ".join(lines)) from None
