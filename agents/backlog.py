@@ -43,7 +43,7 @@ from pipeline.domain.backlog import State, apply_once, forgotten
 from pipeline.domain.clocks import attendance_breached, stage_seconds
 from pipeline.domain.events import Event, event_from_document
 from pipeline.domain.incident_state import state_record
-from pipeline.tables import durable, partitioned_table
+from pipeline.tables import partitioned_table
 
 AGENT = "backlog"
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ _pending: Changed = {}
 async def backlog(stream: StreamT) -> None:
     """Fold the events ingest re-keyed (those that arrived on another partition)."""
     async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
-        async with ownership.batch():  # a rebalance waits for the batch to be written
+        async with ownership.batch():  # written and durable before it is acknowledged
             for event in batch:
                 if not ownership.owns(event.message.partition):
                     continue  # moved in a rebalance: its new owner reads it again
@@ -72,7 +72,6 @@ async def backlog(stream: StreamT) -> None:
                 except Exception as exc:  # guard: one record must never crash the agent
                     await guard_failed(AGENT, event.message, exc)
             await save()
-            await durable()  # before the batch's offsets are acknowledged
 
 
 def current(incident_id: str) -> State | None:
@@ -111,7 +110,7 @@ async def save() -> None:
     The table and the window buckets are written before any await, so views
     see whole batches.
     """
-    changed = {iid: ps for iid, ps in _pending.items() if ownership.owns(ps[0])}
+    changed = dict(_pending)
     _pending.clear()
     windows.flush()
     for incident_id, (partition, state) in changed.items():

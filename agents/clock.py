@@ -32,7 +32,6 @@ from agents.windows import watermark
 from pipeline.app import app, clock_topic, config, ownership, settings, state_topic
 from pipeline.domain.clocks import effective_now
 from pipeline.domain.incident_state import closed_before
-from pipeline.tables import durable
 
 AGENT = "clock"
 TICK_SECONDS = 5.0
@@ -54,7 +53,6 @@ async def clock(stream: StreamT) -> None:
             async with ownership.batch():
                 if ownership.owns(event.message.partition):
                     await on_tick(event.message.partition, wall)
-                    await durable()
         except Exception as exc:  # guard: one record must never crash the agent
             await guard_failed(AGENT, event.message, exc)
 

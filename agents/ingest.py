@@ -37,7 +37,6 @@ from pipeline.app import (
 )
 from pipeline.domain.events import decode_event
 from pipeline.errors import InvalidEvent
-from pipeline.tables import durable
 from pipeline.topics import partition_for
 
 AGENT = "ingest"
@@ -47,7 +46,7 @@ AGENT = "ingest"
 async def ingest(stream: StreamT) -> None:
     # In batches: offsets are acknowledged once the whole batch is folded and forwarded.
     async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
-        async with ownership.batch():  # a rebalance waits for the batch to be written
+        async with ownership.batch():  # written and durable before it is acknowledged
             evaluating = alerts.evaluating()
             for event in batch:
                 message = event.message
@@ -58,7 +57,6 @@ async def ingest(stream: StreamT) -> None:
                 except Exception as exc:  # guard: one record must never crash the agent
                     await guard_failed(AGENT, message, exc)
             await backlog.save()
-            await durable()  # before the batch's offsets are acknowledged
 
 
 async def _handle(message, evaluating: bool) -> None:  # type: ignore[no-untyped-def]

@@ -78,12 +78,7 @@ def _active_partitions() -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == raw}
 
 
-async def _durable() -> None:
-    await durable()
-    await app.producer.flush()
-
-
-ownership = Ownership(_active_partitions, _durable,
+ownership = Ownership(_active_partitions, durable, lambda: app.producer.flush(),
                       gate_timeout_s=settings.session_timeout_s / 2)
 PartitionedTable.owns = ownership.owns
 PartitionedTable.refused = metrics.writes_refused.inc

@@ -24,6 +24,7 @@ class BrokerWatch:
     reachable: bool = True
     reason: str = ""
     since: float = 0.0
+    _down_at: float = 0.0
 
     @classmethod
     def for_bootstrap(cls, bootstrap: str) -> BrokerWatch:
@@ -57,5 +58,3 @@ class BrokerWatch:
                 self._down_at = self.since
                 log.error("%s; the worker retries by itself and is not ready meanwhile", reason)
         self.reachable, self.reason = reachable, reason
-
-    _down_at: float = 0.0

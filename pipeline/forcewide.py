@@ -31,7 +31,7 @@ from agents.backlog import incidents
 from pipeline.app import app, config, ownership, settings
 from pipeline.domain.backlog import oldest_open, summarise
 from pipeline.domain.merge import counts_to_json, summary_to_json
-from pipeline.domain.windows import WEEK, bounds, demand
+from pipeline.domain.windows import WEEK, demand
 
 TIMEOUT_S = 5.0
 Answer = dict[int, Any]  # partition -> that partition's answer
@@ -126,8 +126,3 @@ async def stream_now() -> float:
         return windows.display_now()
     marks = [m for m in (await gather("clock", {})).answers.values() if m is not None]
     return max(marks) - config.windows.grace_seconds if marks else windows.display_now()
-
-
-def window_bounds(size: int, now: float) -> tuple[int, int]:
-    """The window a demand view shows (the same for every partition)."""
-    return bounds(size, now)

@@ -2,14 +2,15 @@
 
 The invariant (docs/state.md): **an offset is committed only after every state
 change it caused is durable in its changelog, and only the partition's owner
-writes that changelog.** Faust commits after flushing the producer, so the first
-half holds for writes made while a batch is processed. A rebalance breaks it
-unless three things are also true, and this module makes them true:
+writes that changelog.** :meth:`Ownership.batch` holds the first half: a batch
+leaves it only once its table writes are acknowledged by the broker (Faust's
+flush before a commit does not ensure that: pipeline.tables). A rebalance
+breaks it unless three things are also true, and this module makes them true:
 
 1. *No batch straddles a rebalance.* Each agent processes a batch (fold, table
    writes) inside :meth:`Ownership.batch`. When partitions are revoked, the
-   revoke handler waits for the batch in flight, flushes the producer (so the
-   new owner's restore reads every write), and keeps the gate closed until the
+   revoke handler waits for the batch in flight, makes its writes durable (so
+   the new owner's restore reads every one of them), and keeps the gate closed until the
    new assignment is known. Faust alone does not wait (``stream_wait_empty`` is
    off, faust#133): a batch taken before the revocation used to be folded after
    it, writing a revoked partition's changelog behind the new owner's back.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,9 +38,10 @@ log = logging.getLogger(__name__)
 class Ownership:
     """The partitions a worker owns (actively, not as a standby) and its batch gate."""
 
-    def __init__(self, actives: Callable[[], set[int]], flush: Callable[[], Any],
-                 gate_timeout_s: float) -> None:
+    def __init__(self, actives: Callable[[], set[int]], durable: Callable[[], Awaitable[Any]],
+                 flush: Callable[[], Awaitable[Any]], gate_timeout_s: float) -> None:
         self._actives = actives
+        self._durable = durable
         self._flush = flush
         self._gate_timeout_s = gate_timeout_s
         self._gate = asyncio.Lock()
@@ -58,9 +60,12 @@ class Ownership:
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
-        """Hold the gate while a batch is folded and written (see the module docstring)."""
+        """Hold the gate while a batch is folded and written, and leave only once its table
+        writes are durable: the batch's events are acknowledged after this returns, so
+        their offsets are never committed ahead of their state (docs/state.md)."""
         async with self._gate:
             yield
+            await self._durable()
 
     async def on_revoked(self) -> None:
         """Close the gate: wait for the batch in flight, then make its writes durable."""
@@ -75,6 +80,7 @@ class Ownership:
             log.warning("rebalance: a batch was still running after %.0f s; not waiting",
                         self._gate_timeout_s)
         self.owned = self._ready = frozenset()
+        await self._durable()
         await self._flush()
 
     def on_assigned(self) -> None:

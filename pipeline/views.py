@@ -24,7 +24,7 @@ from pipeline.app import app, config, ownership, registry, settings
 from pipeline.brokerwatch import BrokerWatch
 from pipeline.domain.events import format_time, parse_time
 from pipeline.domain.merge import merge_counts, merge_oldest
-from pipeline.domain.windows import parse_window, window_name
+from pipeline.domain.windows import bounds, parse_window, window_name
 from pipeline.metrics import BacklogCollector
 
 registry.register(BacklogCollector(config, lambda: incidents.values_in(ownership.ready()),
@@ -126,7 +126,7 @@ async def demand_view(self: web.View, request: web.Request) -> web.Response:
     except (ValueError, BadRequest) as exc:
         return self.json({"error": str(exc)}, status=400)
     got = await forcewide.gather("demand", {"at": str(now), "size": str(size)})
-    start, end = forcewide.window_bounds(size, now)
+    start, end = bounds(size, now)
     return self.json({
         "as_of": format_time(now), "window": window_name(size), **got.status(),
         "start": format_time(float(start)), "end": format_time(float(end)),
