@@ -1,0 +1,150 @@
+"""Do N workers end where one uninterrupted worker ends? (docs/state.md)
+
+Replays the shared DECC weeks (or ``--files``) into fresh namespaces on a real
+broker (``DEMANDFLOW_BOOTSTRAP_SERVERS``) with real worker processes, one
+scenario at a time, and compares each end state with the first scenario's:
+
+- the open incidents and their statuses, as every live worker answers them;
+- the hourly demand windows of the last week of the log;
+- the counters summed over live workers (received, response histograms,
+  breaches; meaningless after a SIGKILL: a killed process's counters restart);
+- the alert transitions on ``demand.alerts.v1`` (fingerprint, status,
+  starts_at, ends_at; a re-sent transition is not a difference).
+
+    python -m bench.scale_check one one two-kill two-join
+
+Scenarios: ``one`` (one worker), ``two`` (two, both started before the
+replay), ``two-kill`` (two, one SIGKILLed mid-replay and restarted),
+``two-join`` (one, a second joining mid-replay). Not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from pipeline.domain.events import parse_time
+from tests.integration.support import Namespace, Worker, consume_all, wait_for
+from tests.integration.test_replay_real_data import FILES, iso
+
+COUNTERS = ("demand_incidents_received_total", "demand_response_seconds_count",
+            "demand_response_seconds_sum", "demand_sla_breaches_total")
+
+
+def run(scenario: str, bootstrap: str, root: Path, files: list[Path]) -> dict[str, Any]:
+    ns = Namespace(bootstrap)
+    workdir = root / f"{scenario}-{ns.name}"
+    workdir.mkdir(parents=True)
+    env = {"DEMANDFLOW_CLOCK": "event"}
+    first = 1 if scenario in ("one", "two-join") else 2
+    workers = [Worker(ns, workdir, **env).start() for _ in range(first)]
+    replay = subprocess.Popen([sys.executable, "-m", "pipeline", "replay", *map(str, files),
+                               "--mapping", "decc-cad", "--quiet"], env=ns.env(), cwd=workdir,
+                              stdout=subprocess.DEVNULL)
+    if scenario in ("two-kill", "two-join"):
+        wait_for("the replay under way", lambda: _events(workers) > 6000, timeout=180,
+                 interval=0.5)
+        if scenario == "two-kill":
+            workers[1].stop(signal.SIGKILL)
+            workers[1] = Worker(ns, workdir, **env).start()
+        else:
+            workers.append(Worker(ns, workdir, **env).start())
+    assert replay.wait(timeout=600) == 0
+    _settle(workers)
+    state = _state(workers, ns)
+    for w in workers:
+        w.stop()
+    return state
+
+
+def _events(workers: list[Worker]) -> float:
+    return sum(w.metric_sum("demand_events_total") for w in workers if w.proc.poll() is None)
+
+
+def _settle(workers: list[Worker]) -> None:
+    """Wait until nothing moves for 10 s and the alert frontier stops too."""
+    last, same = None, 0
+    while same < 10:
+        now = (_events(workers), tuple(
+            w.metric_sum("demand_alerts_evaluated_until_timestamp_seconds") for w in workers))
+        same = same + 1 if now == last else 0
+        last = now
+        time.sleep(1)
+
+
+def _state(workers: list[Worker], ns: Namespace) -> dict[str, Any]:
+    opens, completes = [], []
+    for w in workers:
+        got = httpx.get(f"{w.url}/incidents/oldest", params={"limit": 1000}, timeout=60).json()
+        opens.append({r["incident_id"]: r["status"] for r in got["incidents"]})
+        completes.append(got["complete"])
+    end = parse_time(httpx.get(f"{workers[0].url}/backlog", timeout=60).json()["as_of"])
+    hour = int(end // 3600 * 3600)
+    windows = {}
+    for h in range(hour - 7 * 86400 + 3600, hour + 3600, 3600):
+        got = httpx.get(f"{workers[0].url}/demand", params={"window": "1h", "at": iso(h)},
+                        timeout=60).json()
+        windows[h] = (got["current"], got["complete"])
+    counters: dict[Any, float] = {}
+    for w in workers:
+        for (name, labels), v in w.metrics().items():
+            if name in COUNTERS:
+                counters[(name, labels)] = counters.get((name, labels), 0.0) + v
+    alerts = {(r["fingerprint"], r["status"], r["starts_at"], r.get("ends_at"))
+              for r in (orjson.loads(m.value) for m in
+                        consume_all(ns.bootstrap, ns.topic("demand.alerts.v1"), 10**6,
+                                    timeout=10))}
+    return {"open": opens, "complete": completes, "windows": windows, "counters": counters,
+            "alerts": alerts}
+
+
+def compare(name: str, got: dict[str, Any], base: dict[str, Any], killed: bool) -> None:
+    want = base["open"][0]
+    print(f"\n== {name}")
+    for i, o in enumerate(got["open"]):
+        extra, missing = sorted(set(o) - set(want)), sorted(set(want) - set(o))
+        status = sum(1 for k in set(o) & set(want) if o[k] != want[k])
+        print(f"  worker {i}: open {len(o)} (one worker: {len(want)}), extra {extra}, "
+              f"missing {missing}, other status {status}, complete {got['complete'][i]}")
+    diff = [h for h in base["windows"] if got["windows"].get(h) != base["windows"][h]]
+    print(f"  hourly windows of the last week: {len(base['windows'])}, differing {len(diff)}")
+    if killed:
+        print("  counters: not compared (a killed worker's counters restart at 0)")
+    else:
+        keys = set(got["counters"]) | set(base["counters"])
+        diff = [k for k in keys if abs(got["counters"].get(k, 0) - base["counters"].get(k, 0))
+                > 1e-6 * max(1.0, abs(base["counters"].get(k, 0)))]
+        print(f"  counter series: {len(keys)}, differing {len(diff)}")
+    a, b = got["alerts"], base["alerts"]
+    print(f"  alert transitions: {len(a)} (one worker: {len(b)}), only here {len(a - b)}, "
+          f"missing here {len(b - a)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("scenarios", nargs="+",
+                        choices=["one", "two", "two-kill", "two-join"])
+    parser.add_argument("--files", nargs="*", type=Path, default=FILES)
+    args = parser.parse_args()
+    bootstrap = os.environ.get("DEMANDFLOW_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        sys.exit("set DEMANDFLOW_BOOTSTRAP_SERVERS (e.g. deploy/kafka/kafka.sh start)")
+    root = Path(".run/scale-check")
+    results = [(s, run(s, bootstrap, root, args.files)) for s in args.scenarios]
+    base_name, base = results[0]
+    print(f"baseline: {base_name}")
+    for name, got in results[1:]:
+        compare(name, got, base, killed=name == "two-kill")
+
+
+if __name__ == "__main__":
+    main()
