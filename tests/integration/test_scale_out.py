@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.integration.support import Namespace, Worker, wait_for, wait_true
-from tests.integration.test_replay_real_data import FILES, recompute
+from tests.integration.test_replay_real_data import FILES, iso, recompute
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +62,20 @@ def settle(workers: list[Worker], want: dict[str, str]) -> None:
     for w in workers:
         wait_true(f"worker {w.port} answers force-wide with the export's open incidents",
                   lambda w=w: force_wide(w, want), timeout=180, interval=2)
+    # The demand windows too: every worker gives the export's hourly counts for the last
+    # day, for the whole force.
+    incs = recompute()
+    last_hour = int(max(i["call"] for i in incs.values()) // 3600 * 3600)
+    for h in range(last_hour - 23 * 3600, last_hour + 3600, 3600):
+        want_h: dict[str, dict[str, int]] = {}
+        for i in incs.values():
+            if h <= i["call"] < h + 3600:
+                row = want_h.setdefault(i["grade"], {})
+                row[i["channel"]] = row.get(i["channel"], 0) + 1
+        for w in workers:
+            got = httpx.get(f"{w.url}/demand", params={"window": "1h", "at": iso(h)},
+                            timeout=30).json()
+            assert (got["current"], got["complete"]) == (want_h, True), (w.port, iso(h))
 
 
 @pytest.fixture(scope="module")
