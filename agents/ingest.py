@@ -20,6 +20,9 @@ forward (found by the SIGKILL oracle test).
 
 from __future__ import annotations
 
+import logging
+import time
+
 from faust import StreamT
 
 from agents import alerts, backlog
@@ -37,9 +40,12 @@ from pipeline.app import (
 )
 from pipeline.domain.events import decode_event
 from pipeline.errors import InvalidEvent
+from pipeline.offsetgaps import OffsetGaps
 from pipeline.topics import partition_for
 
 AGENT = "ingest"
+log = logging.getLogger(__name__)
+_gaps = OffsetGaps()
 
 
 @app.agent(raw_topic, name=AGENT)
@@ -52,11 +58,24 @@ async def ingest(stream: StreamT) -> None:
                 message = event.message
                 if not ownership.owns(message.partition):
                     continue  # moved in a rebalance: its new owner reads it again
+                _gaps.check(ownership.generation, message.partition, message.offset,
+                            time.monotonic())
                 try:
                     await _handle(message, evaluating)
                 except Exception as exc:  # guard: one record must never crash the agent
                     await guard_failed(AGENT, message, exc)
             await backlog.save()
+
+
+@app.timer(10.0)
+async def report_skipped_offsets() -> None:
+    """Say so, once, when raw records the consumer passed over have still not arrived."""
+    for partition, first, last in _gaps.overdue(time.monotonic()):
+        metrics.offsets_skipped.inc(last - first + 1)
+        log.error("%s[%d]: offsets %d-%d never reached ingest (%.0f s after the consumer "
+                  "passed over them); those of their events the partition's previous owner had "
+                  "not made durable are lost: replay that range", raw_topic.get_topic_name(),
+                  partition, first, last, _gaps.overdue_s)
 
 
 async def _handle(message, evaluating: bool) -> None:  # type: ignore[no-untyped-def]

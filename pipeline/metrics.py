@@ -75,6 +75,12 @@ class Metrics:
             "demand_state_writes_refused", "Table writes refused because this worker no "
             "longer owns the partition (a rebalance moved it; its new owner re-reads the "
             "events).", registry=registry)
+        self.offsets_skipped = Counter(
+            "demand_raw_offsets_skipped", "Raw-topic offsets the consumer passed over that "
+            "had still not reached ingest a minute later: their events are lost unless the "
+            "partition's previous owner had made them durable (also counts transactional "
+            "control records and records expired before they were read).",
+            registry=registry)
         self.agent_errors = Counter(
             "demand_agent_errors", "Unexpected errors caught per event by an agent's guard.",
             ["agent"], registry=registry)
