@@ -1,50 +1,56 @@
 """Alerts: raise them at the instants the rules say, publish transitions, deliver them.
 
-Every valid event ingest reads is also offered to an :class:`AlertTimeline`
-(pipeline.domain.timeline), which applies events in event-time order and
-evaluates the rules at each event's instant and at each instant a clock runs
-out, stamping every transition with that instant: a replay raises the same
-alerts as the live run (docs/alerts.md). A timer walks it forward every
-second to the *frontier*: the wall clock less ``[alerting] settle_seconds``
-live, or in event mode (replays) the stream's time less the grace — the
-lowest watermark among partitions still being caught up on, so one partition
-read ahead of another cannot make the other's events late.
+One evaluator for the whole force. Every ingest batch, on whichever worker
+read it, is sent to the alert input (pipeline.alertinput: one partition), and
+the worker that owns that partition runs the :class:`AlertTimeline`
+(pipeline.domain.timeline): it applies events in event-time order and
+evaluates every rule — per incident and force-wide alike — at each event's
+instant and at each instant a clock runs out, stamping every transition with
+that instant, so a replay raises the same alerts as the live run, with one
+worker or several (docs/alerts.md). A timer walks it forward every second to
+the *frontier*: the wall clock less ``[alerting] settle_seconds`` live, or in
+event mode (replays) the latest event time less the grace, held back to the
+latest event time of any raw partition not yet read to its end (compared with
+the broker's high-water mark), so one partition, or one worker, ahead of
+another cannot make the other's events late.
 
-The worker that owns partition 0 of the clock topic evaluates; the
-active-alerts table is written to its changelog partition 0 and restored with
-it, with the timeline's frontier, so a restarted worker neither forgets a
-firing alert nor fires it again. Every transition (firing, resolved) is
-published to ``demand.alerts.v1``, keyed by fingerprint: the topic is the
-record. The ``notifier`` agent reads that topic and delivers each record to
-Alertmanager's v2 API, retrying with back-off until it is accepted; until then
-its offset is not committed, so a restart delivers it again (Alertmanager
-de-duplicates by labels). Firing alerts are re-sent on a timer so
-Alertmanager keeps them alive.
+What the timeline holds is saved as it changes, in one table co-partitioned
+with the alert input (``alert-timeline``: the incidents and minute counts as of
+the frontier, the active alerts, the frontier, how far each raw partition has
+been read). Alert-input records are acknowledged only once every event in them
+is applied and saved, so a worker that takes the evaluation over (a restart, a
+SIGKILL, a rebalance; a standby has the table warm) starts from the table and
+reads again exactly the events not yet applied: it neither forgets a firing
+alert nor fires one twice. All of it lives in one :class:`Evaluation` object,
+dropped whole when the partition moves away.
 
-Rules see the events this worker ingests. With one worker (a force's
-deployment) that is every incident; with several, the evaluating worker sees
-its own partitions' share only (docs/alerts.md#limits).
+Every transition (firing, resolved) is published to ``demand.alerts.v1``,
+keyed by fingerprint: the topic is the record. The ``notifier`` agent reads
+that topic and delivers each record to Alertmanager's v2 API, retrying with
+back-off until it is accepted; until then its offset is not committed, so a
+restart delivers it again (Alertmanager de-duplicates by labels). Firing
+alerts are re-sent on a timer so Alertmanager keeps them alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any
 
 import httpx
 import orjson
 from faust import StreamT
-from faust.types import TP
+from faust.types import TP, EventT
 
-from agents import windows
-from agents.backlog import incidents
 from agents.deadletters import guard_failed
+from pipeline import alertinput
 from pipeline.app import (
+    alert_input_topic,
     alerts_topic,
     app,
-    clock_topic,
     config,
     metrics,
     ownership,
@@ -53,7 +59,6 @@ from pipeline.app import (
     settings,
 )
 from pipeline.domain.alerting import Active, alert_record, alertmanager_payload
-from pipeline.domain.events import Event
 from pipeline.domain.timeline import AlertTimeline, Changes
 from pipeline.domain.windows import FUTURE_TOLERANCE_S
 from pipeline.metrics import AlertsCollector
@@ -62,129 +67,207 @@ from pipeline.tables import partitioned_table
 AGENT = "alerts"
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 ADVANCE_EVERY_S = 1.0
-ALERTS_PARTITION = 0  # the clock-topic partition whose owner evaluates
+PARTITION = 0  # the alert input's one partition, and its table's
 log = logging.getLogger(__name__)
 
-active = partitioned_table(app, "alerts-active", settings.topic_partitions,
-                           help="Alerts firing (or cooling down), by fingerprint.")
-progress = partitioned_table(app, "alerts-frontier", settings.topic_partitions,
-                             help="How far (event time) the alert timeline has walked.")
+saved = partitioned_table(
+    app, "alert-timeline", 1, owner=lambda p: ownership.evaluator,
+    help="The alert timeline as of its frontier: i:<incident>, m:<grade>|<minute>, "
+         "a:<fingerprint>, p:<raw partition>, frontier.")
 notified = app.Table("alerts-notified", default=None, partitions=settings.topic_partitions,
                      key_type=str, help="Firing alerts as last delivered, for re-sending.")
-timeline = AlertTimeline(config, settings.closed_retention_s)
-registry.register(AlertsCollector(config, lambda: list(active.values()),
-                                  lambda: timeline.frontier if evaluating() else None))
-_seeded = False
-_changes: Changes = {}  # active-alert changes not yet written (from seeding)
-_latest: dict[int, float] = {}  # raw partition -> latest event time ingested
-_offset: dict[int, int] = {}  # raw partition -> last offset ingested
+
+
+class Evaluation:
+    """Everything the evaluator holds for the alert input's partition, owned in one place:
+    the timeline, how far each raw partition has been read, the records not yet
+    acknowledged and the transitions not yet published."""
+
+    def __init__(self) -> None:
+        self.timeline = AlertTimeline(config, settings.closed_retention_s)
+        self.latest: dict[int, float] = {}  # raw partition -> latest event time read
+        self.offset: dict[int, int] = {}  # raw partition -> last offset read
+        self.unacked: list[tuple[float, EventT]] = []  # (latest event time in it, record)
+        self.unsent: list[Active] = []  # transitions not yet handed to the producer
+        self.changes: Changes = {}  # active-alert changes not yet saved
+        self.saved_progress: dict[int, tuple[int, float | None]] = {}
+
+    def seed(self) -> None:
+        """Start from the restored table (empty on a first start)."""
+        states, minutes, active = [], [], {}
+        frontier = None
+        for key, value in saved.items_in([PARTITION]):
+            kind, _, rest = key.partition(":")
+            if kind == "i":
+                states.append(value)
+            elif kind == "m":
+                grade, minute = rest.rsplit("|", 1)
+                minutes.append((grade, int(minute), int(value)))
+            elif kind == "a":
+                active[rest] = value
+            elif kind == "p":
+                offset, latest = value
+                self.offset[int(rest)] = int(offset)
+                if latest is not None:
+                    self.latest[int(rest)] = float(latest)
+                self.saved_progress[int(rest)] = (int(offset), latest)
+            elif key == "frontier":
+                frontier = float(value)
+        changes, notes = self.timeline.seed(states, minutes, active, frontier)
+        self.changes.update(changes)
+        self.unsent.extend(notes)
+        log.info("evaluating alerts from %s: %d incidents, %d active alerts",
+                 "a saved timeline" if frontier is not None else "scratch",
+                 len(states), len(active))
+
+    def take(self, batch: alertinput.Batch, record: EventT) -> None:
+        """Offer one alert-input record's events; keep the record until they are applied."""
+        newest = -math.inf
+        now = time.time()
+        for partition, offset in batch.progress.items():
+            self.offset[partition] = max(self.offset.get(partition, -1), offset)
+        for partition, offset, ev in batch.events:
+            self.offset[partition] = max(self.offset.get(partition, -1), offset)
+            if ev.at <= now + FUTURE_TOLERANCE_S and ev.at > self.latest.get(partition, -1e18):
+                self.latest[partition] = ev.at
+            self.timeline.offer(ev)
+            newest = max(newest, ev.at)
+        self.unacked.append((newest, record))
+
+    def frontier(self, wall: float, highwaters: dict[int, int]) -> float | None:
+        """The instant before which every event is assumed in (module docstring)."""
+        if settings.clock == "wall":
+            return wall - config.alerting.settle_seconds
+        if not self.latest:
+            return None
+        lowest = max(self.latest.values())
+        for partition in range(settings.topic_partitions):
+            highwater = highwaters.get(partition)
+            last = self.offset.get(partition)
+            if highwater == 0 or (highwater is not None and last is not None
+                                  and last + 1 >= highwater):
+                continue  # read to its end: it has nothing that could arrive late
+            lowest = min(lowest, self.latest.get(partition, -math.inf))
+        return None if lowest == -math.inf else lowest - config.windows.grace_seconds
+
+    def save(self) -> None:
+        """Write what changed since the last step to the table (its changelog)."""
+        states, minutes = self.timeline.take_changes()
+        for incident_id, state in states.items():
+            if state is None:
+                saved.remove(PARTITION, f"i:{incident_id}")
+            else:
+                saved.put(PARTITION, f"i:{incident_id}", state)
+        for (grade, minute), n in minutes.items():
+            if n is None:
+                saved.remove(PARTITION, f"m:{grade}|{minute}")
+            else:
+                saved.put(PARTITION, f"m:{grade}|{minute}", n)
+        for fp, record in self.changes.items():
+            if record is None:
+                saved.remove(PARTITION, f"a:{fp}")
+            else:
+                saved.put(PARTITION, f"a:{fp}", record)
+        self.changes.clear()
+        for partition, offset in self.offset.items():
+            progress = (offset, self.latest.get(partition))
+            if self.saved_progress.get(partition) != progress:
+                saved.put(PARTITION, f"p:{partition}", list(progress))
+                self.saved_progress[partition] = progress
+        frontier = self.timeline.frontier
+        if frontier is not None and saved.peek("frontier") != frontier:
+            saved.put(PARTITION, "frontier", frontier)
+
+    def acknowledge(self) -> None:
+        """Acknowledge the records whose events are all applied and saved."""
+        frontier = self.timeline.frontier
+        keep = []
+        for newest, record in self.unacked:
+            if newest == -math.inf or (frontier is not None and newest <= frontier):
+                record.ack()
+            else:
+                keep.append((newest, record))
+        self.unacked = keep
+
+
+_evaluation: Evaluation | None = None
 _lock = asyncio.Lock()
-_unsent: list[Active] = []  # transitions not yet handed to the producer
+registry.register(AlertsCollector(
+    config,
+    lambda: list(_evaluation.timeline.active.values()) if _evaluation else [],
+    lambda: _evaluation.timeline.frontier if _evaluation and ownership.evaluating() else None))
 
 
 def evaluating() -> bool:
-    """Whether this worker raises the alerts (it owns the clock topic's partition 0)."""
-    return TP(clock_topic.get_topic_name(), ALERTS_PARTITION) in app.consumer.assignment()
+    """Whether this worker raises the alerts (it owns the alert input, restored)."""
+    return ownership.evaluating()
 
 
-def offer(partition: int, offset: int, ev: Event) -> None:
-    """Hand a valid event from the raw topic to the timeline (ingest calls this).
-
-    Never raises: ingest folds and forwards the event whatever happens here.
-    """
-    try:
-        _seed_once()
-        _offset[partition] = offset
-        if ev.at <= time.time() + FUTURE_TOLERANCE_S and ev.at > _latest.get(partition, -1e18):
-            _latest[partition] = ev.at
-        timeline.offer(ev)
-    except Exception as exc:  # guard: alerting trouble must not cost the backlog an event
-        metrics.agent_errors.labels(AGENT).inc()
-        log.error("%s: offering an event to the timeline failed: %r", AGENT, exc)
+def _current() -> Evaluation:
+    global _evaluation
+    if _evaluation is None:
+        _evaluation = Evaluation()
+        _evaluation.seed()
+    return _evaluation
 
 
-def frontier(wall: float) -> float | None:
-    """The instant before which every event is assumed in (see the module docstring)."""
-    if settings.clock == "wall":
-        return wall - config.alerting.settle_seconds
-    raw = raw_topic.get_topic_name()
-    assigned = [tp for tp in app.consumer.assignment() if tp.topic == raw]
-    if not _latest:
-        return None
-    lowest = max(_latest.values())
-    for tp in assigned:
-        if not _caught_up(tp):
-            lowest = min(lowest, _latest.get(tp.partition, float("-inf")))
-    return lowest - config.windows.grace_seconds
-
-
-def _caught_up(tp: TP) -> bool:
-    """Whether ingest has read everything on this partition that the broker has told of."""
-    highwater = app.consumer.highwater(tp)
-    if highwater is None:
-        return False
-    last = _offset.get(tp.partition)
-    if last is None:
-        last = app.consumer._read_offset.get(tp)  # read since the start, not yet ingested
-        return highwater == 0 or (last is not None and last + 1 >= highwater)
-    return last + 1 >= highwater
-
-
-def _seed_once() -> None:
-    """On the first use after start, start the timeline from the restored tables."""
-    global _seeded
-    if _seeded:
-        return
-    _seeded = True
-    saved = progress.peek("frontier")
-    changes, notes = timeline.seed(incidents.values_in(ownership.ready()), windows.buckets(),
-                                   {fp: a for fp, a in active.items() if a},
-                                   None if saved is None else float(saved))
-    _changes.update(changes)
-    _unsent.extend(notes)
-
-
-def _reset() -> None:
-    global timeline, _seeded
-    timeline = AlertTimeline(config, settings.closed_retention_s)
-    _seeded = False
-    _changes.clear()
-    _latest.clear()
-    _offset.clear()
+@app.agent(alert_input_topic, name="evaluator")
+async def evaluator(stream: StreamT) -> None:
+    """Take every worker's events; they are acknowledged by :func:`advance` once applied."""
+    async for record in stream.noack().events():
+        async with _lock:
+            if not evaluating():
+                continue  # not acknowledged: the partition's owner reads it again
+            try:
+                batch = alertinput.decode(record.message.value)
+            except Exception as exc:  # guard: one record must never crash the agent
+                await guard_failed(AGENT, record.message, exc)
+                record.ack()
+                continue
+            _current().take(batch, record)
 
 
 @app.timer(ADVANCE_EVERY_S)
 async def advance() -> None:
-    """Walk the timeline to the frontier; record and publish what changed."""
+    """Walk the timeline to the frontier; save, publish, then acknowledge what it applied."""
+    global _evaluation
     if not evaluating():
-        if _seeded:  # partition 0 moved to another worker: start afresh if it comes back
-            _reset()
+        _evaluation = None  # the partition moved (or is restoring): start afresh from the table
         return
-    async with _lock, ownership.batch():
+    raw = raw_topic.get_topic_name()
+    try:
+        highwaters = {} if settings.clock == "wall" else {
+            tp.partition: offset for tp, offset in (await app.consumer.highwaters(
+                *[TP(raw, p) for p in range(settings.topic_partitions)])).items()}
+    except Exception as exc:  # the broker is away: try again on the next tick
+        log.debug("high-water marks unavailable: %r", exc)
+        return
+    async with _lock:
+        if not evaluating():
+            return
+        evaluation = _current()
         try:
-            await _advance()
+            async with ownership.batch():  # saved and durable before anything is acknowledged
+                await _advance(evaluation, highwaters)
         except Exception as exc:  # guard: a failed step must not stop the timer for good
             metrics.agent_errors.labels(AGENT).inc()
             log.error("%s: walking the timeline failed: %r", AGENT, exc)
+            return
+        evaluation.acknowledge()
 
 
-async def _advance() -> None:
-    _seed_once()
-    changes, notes = timeline.advance(frontier(time.time()))
-    _changes.update(changes)
-    _unsent.extend(notes)  # kept before any write that could fail: a transition is never lost
-    for fp, record in _changes.items():
-        if record is None:
-            active.remove(ALERTS_PARTITION, fp)
-        else:
-            active.put(ALERTS_PARTITION, fp, record)
-    _changes.clear()
-    if timeline.frontier is not None and progress.peek("frontier") != timeline.frontier:
-        progress.put(ALERTS_PARTITION, "frontier", timeline.frontier)
-    while _unsent:  # in order; what a failed send leaves is sent on the next step
-        record = alert_record(_unsent[0])
-        await alerts_topic.send(key=record["fingerprint"].encode(), value=orjson.dumps(record))
-        _unsent.pop(0)
+async def _advance(evaluation: Evaluation, highwaters: dict[int, int]) -> None:
+    changes, notes = evaluation.timeline.advance(evaluation.frontier(time.time(), highwaters))
+    evaluation.changes.update(changes)
+    evaluation.unsent.extend(notes)  # kept before any write that could fail: never lost
+    evaluation.save()
+    sent = []
+    while evaluation.unsent:  # in order; what a failed send leaves is sent on the next step
+        record = alert_record(evaluation.unsent[0])
+        sent.append(await alerts_topic.send(key=record["fingerprint"].encode(),
+                                            value=orjson.dumps(record)))
+        evaluation.unsent.pop(0)
+    await asyncio.gather(*sent)  # published before the records that caused them are acked
 
 
 @app.agent(alerts_topic, name="notifier")

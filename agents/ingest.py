@@ -3,8 +3,9 @@
 Reads ``incidents.raw.v1`` (bytes, anything) in batches. A refused record
 goes to ``incidents.deadletter.v1`` with its reason. Every valid event is
 published to ``incidents.events.v1`` keyed by ``incident_id`` (whatever key it
-came with), for downstream consumers, and offered to the alert timeline
-(agents.alerts) on the worker that raises alerts. Then:
+came with), for downstream consumers, and sent with the batch to the alert
+input (pipeline.alertinput), where the one evaluator sees every worker's
+events. Then:
 
 - if it arrived on its incident's partition (the raw topic is keyed by
   incident id, as the contract asks), it is folded here, into the incident
@@ -20,14 +21,18 @@ forward (found by the SIGKILL oracle test).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 
 from faust import StreamT
 
-from agents import alerts, backlog
+from agents import backlog
 from agents.deadletters import guard_failed, send_dead_letter
+from pipeline import alertinput
 from pipeline.app import (
+    alert_input_topic,
     app,
     config,
     events_topic,
@@ -38,7 +43,7 @@ from pipeline.app import (
     rekey_topic,
     settings,
 )
-from pipeline.domain.events import decode_event
+from pipeline.domain.events import Event, decode_event
 from pipeline.errors import InvalidEvent
 from pipeline.offsetgaps import OffsetGaps
 from pipeline.topics import partition_for
@@ -53,18 +58,22 @@ async def ingest(stream: StreamT) -> None:
     # In batches: offsets are acknowledged once the whole batch is folded and forwarded.
     async for batch in stream.take_events(settings.batch_max_events, settings.batch_within_s):
         async with ownership.batch():  # written and durable before it is acknowledged
-            evaluating = alerts.evaluating()
+            progress: dict[int, int] = {}
+            accepted: list[tuple[int, int, bytes]] = []
             for event in batch:
                 message = event.message
                 if not ownership.owns(message.partition):
                     continue  # moved in a rebalance: its new owner reads it again
                 _gaps.check(ownership.generation, message.partition, message.offset,
                             time.monotonic())
+                progress[message.partition] = message.offset
                 try:
-                    await _handle(message, evaluating)
+                    if await _handle(message) is not None:
+                        accepted.append((message.partition, message.offset, message.value))
                 except Exception as exc:  # guard: one record must never crash the agent
                     await guard_failed(AGENT, message, exc)
             await backlog.save()
+            await _to_alert_input(progress, accepted)
 
 
 @app.timer(10.0)
@@ -78,18 +87,36 @@ async def report_skipped_offsets() -> None:
                   partition, first, last, _gaps.overdue_s)
 
 
-async def _handle(message, evaluating: bool) -> None:  # type: ignore[no-untyped-def]
+async def _to_alert_input(progress: dict[int, int], accepted: list[tuple[int, int, bytes]]) -> None:
+    """Send the batch to the alert input and wait for the broker to have it: the batch's
+    offsets are committed after this, so an event is never acknowledged unseen by alerts."""
+    name = alert_input_topic.get_topic_name()
+    try:
+        sent = [await app.producer.send(name, None, record, 0, None, None)
+                for record in alertinput.encode(progress, accepted)]
+        await asyncio.gather(*sent)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        # As for a changelog write (pipeline.tables.durable): commit nothing, let the
+        # restarted worker read the batch again.
+        log.critical("sending to the alert input failed after the producer's retries (%s); "
+                     "exiting without committing", type(exc).__name__)
+        os._exit(70)
+
+
+async def _handle(message) -> Event | None:  # type: ignore[no-untyped-def]
+    """Validate, publish and fold one raw record; the event, or None if it was refused."""
     try:
         ev = decode_event(message.value, config, settings.max_event_bytes)
     except InvalidEvent as exc:
         metrics.count_event(exc.event_type, "rejected")
         await send_dead_letter(AGENT, message, exc.reason, exc.detail)
-        return
-    if evaluating:  # the worker that raises alerts sees every event in event-time order
-        alerts.offer(message.partition, message.offset, ev)
+        return None
     key = ev.incident_id.encode()
     await publish(events_topic, key, message.value)
     if message.partition == partition_for(ev.incident_id, settings.topic_partitions):
         backlog.fold(message.partition, ev)
     else:
         await publish(rekey_topic, key, message.value)
+    return ev

@@ -56,11 +56,11 @@ app = faust.App(
 setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
 
-def _bytes_topic(base: str) -> faust.TopicT:
+def _bytes_topic(base: str, partitions: int | None = None) -> faust.TopicT:
     """A topic read and written as raw bytes: decoding is ours, so bad bytes never crash Faust."""
     return app.topic(topics.topic_name(settings, base), key_type=bytes, value_type=bytes,
                      key_serializer="raw", value_serializer="raw",
-                     partitions=settings.topic_partitions)
+                     partitions=partitions or settings.topic_partitions)
 
 
 raw_topic = _bytes_topic(topics.RAW)
@@ -71,6 +71,7 @@ rekey_topic = _bytes_topic(topics.REKEY)
 state_topic = _bytes_topic(topics.INCIDENT_STATE)
 snapshot_topic = _bytes_topic(topics.BACKLOG_SNAPSHOTS)
 alerts_topic = _bytes_topic(topics.ALERTS)
+alert_input_topic = _bytes_topic(topics.ALERT_INPUT, partitions=1)
 
 
 def _active_partitions() -> set[int]:
@@ -78,8 +79,14 @@ def _active_partitions() -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == raw}
 
 
+def _owns_alert_input() -> bool:
+    name = alert_input_topic.get_topic_name()
+    return any(tp.topic == name for tp in app.assignor.assigned_actives())
+
+
 ownership = Ownership(_active_partitions, durable, lambda: app.producer.flush(),
-                      gate_timeout_s=settings.session_timeout_s / 2)
+                      gate_timeout_s=settings.session_timeout_s / 2,
+                      evaluates=_owns_alert_input)
 PartitionedTable.owns = ownership.owns
 PartitionedTable.refused = metrics.writes_refused.inc
 

@@ -39,8 +39,10 @@ class Ownership:
     """The partitions a worker owns (actively, not as a standby) and its batch gate."""
 
     def __init__(self, actives: Callable[[], set[int]], durable: Callable[[], Awaitable[Any]],
-                 flush: Callable[[], Awaitable[Any]], gate_timeout_s: float) -> None:
+                 flush: Callable[[], Awaitable[Any]], gate_timeout_s: float,
+                 evaluates: Callable[[], bool] = lambda: False) -> None:
         self._actives = actives
+        self._evaluates = evaluates
         self._durable = durable
         self._flush = flush
         self._gate_timeout_s = gate_timeout_s
@@ -49,6 +51,9 @@ class Ownership:
         self.owned: frozenset[int] = frozenset()
         self._ready: frozenset[int] = frozenset()
         self.generation = 0  # bumped at every assignment
+        # Whether this worker owns the alert input (the one partition all events meet on).
+        self.evaluator = False
+        self._restored = False
 
     def owns(self, partition: int) -> bool:
         """Whether this worker may fold and write ``partition`` now."""
@@ -57,6 +62,11 @@ class Ownership:
     def ready(self) -> frozenset[int]:
         """Owned partitions whose state is complete (restored since the last assignment)."""
         return self._ready
+
+    def evaluating(self) -> bool:
+        """Whether this worker raises the alerts now: it owns the alert input and the
+        alert timeline's table is restored."""
+        return self.evaluator and self._restored
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -80,6 +90,7 @@ class Ownership:
             log.warning("rebalance: a batch was still running after %.0f s; not waiting",
                         self._gate_timeout_s)
         self.owned = self._ready = frozenset()
+        self.evaluator = self._restored = False
         await self._durable()
         await self._flush()
 
@@ -87,6 +98,8 @@ class Ownership:
         """Take the new assignment and open the gate."""
         self.owned = frozenset(self._actives())
         self._ready = frozenset()  # until the restore of the new assignment completes
+        self.evaluator = self._evaluates()
+        self._restored = False
         self.generation += 1
         log.info("assignment %d: owning partitions %s", self.generation, sorted(self.owned))
         if self._held_for_rebalance:
@@ -96,3 +109,4 @@ class Ownership:
     def on_restored(self) -> None:
         """Every owned partition's tables are restored: answer for them."""
         self._ready = self.owned
+        self._restored = True

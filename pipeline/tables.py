@@ -47,6 +47,8 @@ class PartitionedTable(faust.Table):
     # Set by pipeline.app: whether this worker owns a partition (None: always, for tests).
     owns: Callable[[int], bool] | None = None
     refused: Callable[[], None] | None = None
+    # This table's own test, for a table not co-partitioned with the raw topic.
+    owner: Callable[[int], bool] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -126,7 +128,8 @@ class PartitionedTable(faust.Table):
                 self._index(event.message.partition, key)
 
     def _may_write(self, partition: int) -> bool:
-        if self.owns is None or self.owns(partition):
+        owns = self.owner or self.owns
+        if owns is None or owns(partition):
             return True
         if self.refused is not None:
             self.refused()
@@ -147,10 +150,16 @@ class PartitionedTable(faust.Table):
             self._keys_of[old].discard(key)
 
 
-def partitioned_table(app: faust.App, name: str, partitions: int, help: str) -> PartitionedTable:
-    """A string-keyed table registered with ``app`` like ``app.Table`` would."""
+def partitioned_table(app: faust.App, name: str, partitions: int, help: str,
+                      owner: Callable[[int], bool] | None = None) -> PartitionedTable:
+    """A string-keyed table registered with ``app`` like ``app.Table`` would.
+
+    ``owner`` says which partitions this worker may write, for a table that is
+    not co-partitioned with the raw topic (default: pipeline.ownership's test).
+    """
     table = PartitionedTable(app, name=name, default=None, beacon=app.tables.beacon,
                              partitions=partitions, key_type=str, help=help)
+    table.owner = owner
     _tables.append(table)
     return app.tables.add(table)  # type: ignore[return-value]
 

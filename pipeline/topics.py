@@ -31,6 +31,9 @@ CLOCK = "demandflow.clock.v1"
 # Internal: valid events that arrived on another partition than their incident's
 # (a producer keyed them otherwise, or partitions them another way), re-keyed.
 REKEY = "demandflow.rekey.v1"
+# Internal: every valid event, from whichever worker read it, gathered on one partition
+# so one evaluator sees the whole force in event-time order (docs/alerts.md).
+ALERT_INPUT = "demandflow.alert-input.v1"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -39,6 +42,7 @@ WEEK_MS = 7 * 24 * 3600 * 1000
 class TopicSpec:
     name: str
     config: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None  # None: DEMANDFLOW_TOPIC_PARTITIONS
 
 
 SPECS: tuple[TopicSpec, ...] = (
@@ -48,6 +52,7 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(DEAD_LETTER, {"retention.ms": str(4 * WEEK_MS)}),
     TopicSpec(CLOCK, {"retention.ms": str(3600 * 1000)}),
     TopicSpec(REKEY, {"retention.ms": str(WEEK_MS)}),
+    TopicSpec(ALERT_INPUT, {"retention.ms": str(WEEK_MS)}, partitions=1),
     # One record per incident (latest wins); tombstones removed a day after compaction.
     TopicSpec(INCIDENT_STATE, {"cleanup.policy": "compact", "delete.retention.ms": "86400000",
                                "min.cleanable.dirty.ratio": "0.1"}),
@@ -90,14 +95,17 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
                 continue
             try:
                 admin.create_topics(
-                    [NewTopic(name, settings.topic_partitions, settings.topic_replication,
+                    [NewTopic(name, spec.partitions or settings.topic_partitions,
+                              settings.topic_replication,
                               topic_configs=spec.config)],
                     timeout_ms=int(timeout_s * 1000),
                 )
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # another process created it meanwhile
-        _check_partitions(admin, list(wanted), settings.topic_partitions)
+        _check_partitions(admin, {name: (spec.partitions or settings.topic_partitions,
+                                         spec.partitions is None)
+                                  for name, spec in wanted.items()})
         return created
     except KafkaError as exc:
         raise KafkaSetupError(f"creating topics failed: {exc}") from exc
@@ -105,18 +113,20 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
         admin.close()
 
 
-def _check_partitions(admin: KafkaAdminClient, names: list[str], expected: int) -> None:
+def _check_partitions(admin: KafkaAdminClient, expected: dict[str, tuple[int, bool]]) -> None:
+    """Each topic has the partitions expected (count, whether the setting decides it)."""
     # A topic created a moment ago may report no partitions until its metadata
     # has propagated: ask again for a few seconds before judging.
     deadline = time.monotonic() + 10.0
     while True:
-        counts = {d["name"]: len(d.get("partitions") or []) for d in admin.describe_topics(names)}
+        counts = {d["name"]: len(d.get("partitions") or [])
+                  for d in admin.describe_topics(list(expected))}
         if all(counts.values()) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     for name, count in counts.items():
-        if count != expected:
-            raise KafkaSetupError(
-                f"topic {name} has {count} partitions, settings say {expected}: "
-                "set DEMANDFLOW_TOPIC_PARTITIONS to match or recreate the topic"
-            )
+        want, from_setting = expected[name]
+        if count != want:
+            hint = ("set DEMANDFLOW_TOPIC_PARTITIONS to match or recreate the topic"
+                    if from_setting else "recreate the topic")
+            raise KafkaSetupError(f"topic {name} has {count} partitions, {want} expected: {hint}")

@@ -26,7 +26,10 @@ settle time live, beyond the grace in a replay) is applied at the frontier,
 as a live control room would have seen it.
 
 The timeline keeps its own copy of the incidents as of its frontier (the
-incident table is ahead of it by the held-back events). Pure: no Faust.
+incident table is ahead of it by the held-back events), and says what of it
+changed (:meth:`AlertTimeline.take_changes`) so the caller can save exactly
+that state beside the frontier and start a successor from it
+(:meth:`AlertTimeline.seed`). Pure: no Faust.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from pipeline.domain.rules import (
     surge_window,
     terminal_condition,
 )
-from pipeline.domain.windows import MINUTE, WEEK, minute_of, split_cell
+from pipeline.domain.windows import MINUTE, WEEK, minute_of
 
 HOUR = 3600
 # Which subject each rule kind is about: the index its members are found by.
@@ -76,6 +79,7 @@ SWEEP_EVERY_S = HOUR  # how often (event time) forgotten incidents and old minut
 
 Key = tuple[str, Hashable]  # (index, subject key)
 Changes = dict[str, Active | None]
+MinuteKey = tuple[str, int]  # (grade, minute)
 
 
 def just_after(instant: float) -> float:
@@ -124,6 +128,9 @@ class AlertTimeline:
         self._due: dict[Any, float] = {}
         self._seq = itertools.count()
         self._next_sweep: float | None = None
+        # What changed since take_changes() last ran: what a saved copy must rewrite.
+        self._dirty: set[str] = set()
+        self._dirty_minutes: set[MinuteKey] = set()
 
     # -- input -------------------------------------------------------------------------
 
@@ -136,12 +143,13 @@ class AlertTimeline:
             heapq.heappush(self._held, (ev.at, RANK[ev.event_type], ev.event_id,
                                         next(self._seq), ev))
 
-    def seed(self, states: Iterable[State], cells: Iterable[tuple[int, Mapping[str, int]]],
+    def seed(self, states: Iterable[State], minutes: Iterable[tuple[str, int, int]],
              active: Mapping[str, Active], frontier: float | None) -> tuple[Changes, list[Active]]:
-        """Start from saved state (a restart): incidents, minute counts, active alerts, frontier.
+        """Start from saved state (a restart or a takeover): the incidents and the minute
+        counts (grade, minute, calls) as of ``frontier``, the active alerts, the frontier.
 
-        Every subject is evaluated at the frontier; what changed while the worker
-        was away is returned like any other transition.
+        Every subject is evaluated at the frontier; what changed while no worker was
+        evaluating is returned like any other transition.
         """
         for s in states:
             if s and s.get("id"):
@@ -150,9 +158,10 @@ class AlertTimeline:
                 for index, key in _keys(state, self.views.get(state["id"])).items():
                     if index != "incident":
                         self._join((index, key), (state["created"]["at"], state["id"]))
-        for minute, counts in cells:
-            for cell, n in counts.items():
-                self._count(split_cell(cell)[0], int(minute), n)
+        for grade, minute, n in minutes:
+            self._count(grade, int(minute), int(n))
+        self._dirty.clear()  # what was just read back needs no saving
+        self._dirty_minutes.clear()
         self.active = {fp: dict(a) for fp, a in active.items() if a}
         if frontier is None and self.states:
             frontier = max(s.get("last_at", -math.inf) for s in self.states.values())
@@ -223,6 +232,20 @@ class AlertTimeline:
             self._maybe_sweep(to)
         return changes, notes
 
+    # -- saving ------------------------------------------------------------------------
+
+    def take_changes(self) -> tuple[dict[str, State | None], dict[MinuteKey, int | None]]:
+        """The incidents and minute counts changed since the last call (None: forgotten).
+
+        Saved with the frontier after each step, they are what :meth:`seed` needs to
+        carry on exactly where this timeline stopped.
+        """
+        states = {i: self.states.get(i) for i in self._dirty}
+        minutes = {k: self.minutes.get(k[0], {}).get(k[1]) for k in self._dirty_minutes}
+        self._dirty.clear()
+        self._dirty_minutes.clear()
+        return states, minutes
+
     # -- state -------------------------------------------------------------------------
 
     def _apply(self, ev: Event) -> set[Key]:
@@ -261,6 +284,7 @@ class AlertTimeline:
 
     def _store(self, state: State) -> None:
         self.states[state["id"]] = state
+        self._dirty.add(state["id"])
         view = open_view(state)
         if view is None:
             self.views.pop(state["id"], None)
@@ -285,6 +309,7 @@ class AlertTimeline:
         if minute not in counts:
             bisect.insort(self.minute_list.setdefault(grade, []), minute)
         counts[minute] = counts.get(minute, 0) + n
+        self._dirty_minutes.add((grade, minute))
 
     def _maybe_sweep(self, now: float) -> None:
         """Forget closed incidents past retention and minute counts past the surge baseline."""
@@ -295,6 +320,7 @@ class AlertTimeline:
         for incident_id, s in list(self.states.items()):
             if incident_id not in self.views and s.get("last_at", math.inf) < cutoff:
                 del self.states[incident_id]
+                self._dirty.add(incident_id)
                 for index, key in _keys(s, None).items():
                     if index != "incident":
                         self._leave((index, key), (s["created"]["at"], incident_id))
@@ -303,6 +329,7 @@ class AlertTimeline:
             cut = bisect.bisect_left(xs, oldest)
             for minute in xs[:cut]:
                 del self.minutes[grade][minute]
+                self._dirty_minutes.add((grade, minute))
             del xs[:cut]
 
     # -- rules -------------------------------------------------------------------------
