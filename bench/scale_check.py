@@ -127,6 +127,9 @@ def compare(name: str, got: dict[str, Any], base: dict[str, Any], killed: bool) 
     a, b = got["alerts"], base["alerts"]
     print(f"  alert transitions: {len(a)} (one worker: {len(b)}), only here {len(a - b)}, "
           f"missing here {len(b - a)}")
+    for label, diff in (("only here", a - b), ("missing here", b - a)):
+        for fp, status, starts, ends in sorted(diff, key=lambda t: t[2])[:5]:
+            print(f"    {label}: {fp[:12]} {status} starts {starts} ends {ends}")
 
 
 def main() -> None:

@@ -12,7 +12,10 @@ Rules for impossible clocks (documented in docs/replay.md, configurable):
   the row skipped (``"skip_row"``);
 - a close stamped before a stage: the close moved to the latest stage
   (``close_before_stage = "move_close"``) or the row skipped;
-- a reopen stamped before the first close: the reopen (and second close) dropped;
+- the close and reopen stamps end the incident in the state the export last
+  records (:func:`closes`): closed if it has any close stamp, unless a reopen
+  follows every close and the mapping says such a reopen stays open; a reopen
+  between two closes is a lifecycle kept as stamped, not a clock to repair;
 - any time in the future: the row skipped.
 Stages out of order among themselves (arrival before dispatch) are kept as
 stamped and reported: each response clock is measured from the call.
@@ -59,6 +62,10 @@ class Columns(_Strict):
 class Repair(_Strict):
     before_call: Literal["drop_stage", "skip_row"] = "drop_stage"
     close_before_stage: Literal["move_close", "skip_row"] = "move_close"
+    # A reopen stamped after the last close: the export records a close and nothing after
+    # the reopen. "stay_closed": the close stands, the reopen is dropped (an export that
+    # re-stamps the reopen on administrative edits); "reopen": the incident ends open.
+    reopen_without_close: Literal["stay_closed", "reopen"] = "stay_closed"
 
 
 class Mapping(_Strict):
@@ -185,20 +192,20 @@ def row_events(row: MappingT[str, str], m: Mapping, grades: frozenset[str],
     if dispatched is not None and arrived is not None and arrived < dispatched:
         result.repaired.append("stage_out_of_order")
 
-    closed = times["closed"]
     latest = max([call, *(t for t in stages.values() if t is not None)])
-    if closed is not None and closed < latest:
+    plan = closes(times["closed"], times["reopened"], times["final_closed"],
+                  m.repair.reopen_without_close)
+    result.repaired.extend(plan.reasons)
+    closed, reopened, final = plan.closed, plan.reopened, plan.final
+    last = final if final is not None else closed if reopened is None else None
+    if last is not None and last < latest:  # the close that ends it precedes a stage
         if m.repair.close_before_stage == "skip_row":
             return _skip(result, "close_before_stage")
         result.repaired.append("close_before_stage")
-        closed = latest
-    reopened, final = times["reopened"], times["final_closed"]
-    if reopened is not None and (closed is None or reopened < closed):
-        result.repaired.append("reopen_before_close")
-        reopened = None
-    if reopened is not None and final is not None and final < reopened:
-        result.repaired.append("close_before_stage")
-        final = reopened
+        if final is not None:
+            final = latest
+        else:
+            closed = latest
 
     terminal = get(c.terminal) if c.terminal else ""
     if terminal in m.terminal_ignore or terminal in m.null_markers:
@@ -223,11 +230,55 @@ def row_events(row: MappingT[str, str], m: Mapping, grades: frozenset[str],
         ev("arrived", "arrived", arrived, {})
     if closed is not None:
         ev("closed", "closed", closed, {"disposition": "closed in export"})
-        if reopened is not None:
-            ev("reopened", "reopened", reopened, {})
-            if final is not None:
-                ev("closed-2", "closed", final, {"disposition": "closed again in export"})
+    if reopened is not None:
+        ev("reopened", "reopened", reopened, {})
+    if final is not None:
+        ev("closed-2", "closed", final, {"disposition": "closed again in export"})
     return result
+
+
+@dataclass(frozen=True)
+class Closes:
+    """The close / reopen / second close a row's lifecycle ends with, and why if changed."""
+
+    closed: datetime | None
+    reopened: datetime | None
+    final: datetime | None
+    reasons: tuple[str, ...] = ()
+
+
+def closes(closed: datetime | None, reopened: datetime | None, final: datetime | None,
+           without_close: str = "stay_closed") -> Closes:
+    """Order an export's close stamps so the incident ends as the export last records it.
+
+    - first close, later reopen, later final close: kept as stamped (a closed incident
+      reopened, perhaps attended, and closed again), ending closed;
+    - a reopen at or after the final close (the final close stamped just after the first,
+      the reopen days later): ``reopen_after_final_close``, the reopen dropped, ending
+      closed at the first close. Same-instant ordering never decides it: at equal
+      instants a reopen would outrank the close;
+    - a reopen with no final close: ``reopen_without_close``, kept (ending open) or
+      dropped (ending closed) as the mapping says;
+    - a reopen before the first close: ``reopen_before_close``, dropped with the final close;
+    - no first close but a final one: ``first_close_missing``, closed at the final close;
+      a reopen without any close is dropped (``reopen_before_close``): still open.
+    """
+    if closed is None:
+        reasons = ("reopen_before_close",) if reopened is not None else ()
+        if final is not None:
+            return Closes(final, None, None, (*reasons, "first_close_missing"))
+        return Closes(None, None, None, reasons)
+    if reopened is None:
+        return Closes(closed, None, None)  # a final close without a reopen adds nothing
+    if reopened < closed:
+        return Closes(closed, None, None, ("reopen_before_close",))
+    if final is None:
+        if without_close == "reopen":
+            return Closes(closed, reopened, None, ("reopen_without_close",))
+        return Closes(closed, None, None, ("reopen_without_close",))
+    if final <= reopened:
+        return Closes(closed, None, None, ("reopen_after_final_close",))
+    return Closes(closed, reopened, final)
 
 
 def _skip(result: RowResult, reason: str) -> RowResult:

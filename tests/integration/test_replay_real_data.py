@@ -55,8 +55,9 @@ def local(text: str) -> float | None:
     return datetime.strptime(text, fmt).replace(tzinfo=NEW_YORK).timestamp()
 
 
-def recompute() -> dict[str, dict[str, Any]]:
-    """Police incidents from the CSVs, with the documented repairs applied."""
+def recompute(reopen_stays_open: bool = False) -> dict[str, dict[str, Any]]:
+    """Police incidents from the CSVs, with the documented repairs applied (a reopen with
+    no final close ends open if ``reopen_stays_open``: the mapping key that says so)."""
     out: dict[str, dict[str, Any]] = {}
     for path in FILES:
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -69,12 +70,22 @@ def recompute() -> dict[str, dict[str, Any]]:
                 arr = local(row["Incident_Arrival_Time"])
                 disp = disp if disp is not None and disp >= call else None
                 arr = arr if arr is not None and arr >= call else None
+                # The export's last recorded state wins: a reopen counts only between the
+                # first and the final close; the close that ends it is never before a stage.
+                latest = max(call, disp or call, arr or call)
                 close = local(row["Incident_First_Close_Time"])
-                close = max(close, call, disp or call, arr or call)
                 reopen = local(row["First_Reopen_Time"])
-                reopen = reopen if reopen is not None and reopen >= close else None
-                final = local(row["Final_Closed_Time"]) if reopen is not None else None
-                final = max(final, reopen) if final is not None else None
+                final = local(row["Final_Closed_Time"])
+                if close is not None and reopen is not None and final is not None \
+                        and close <= reopen < final:
+                    final = max(final, latest)
+                elif close is not None and reopen is not None and close <= reopen \
+                        and final is None and reopen_stays_open:
+                    pass  # closed, then reopened for good
+                else:  # any close stamp closes it, at the first there is
+                    close = close if close is not None else final
+                    reopen = final = None
+                    close = max(close, latest) if close is not None else None
                 priority = row["Priority_Number"].strip()
                 terminal = row["Dispatcher"].strip()
                 out[iid] = {
@@ -90,6 +101,20 @@ def recompute() -> dict[str, dict[str, Any]]:
                         (reopen, 9, "awaiting_dispatch"), (final, 8, "closed"))
                         if t is not None],
                 }
+    return out
+
+
+def close_stamps() -> dict[str, tuple[float | None, float | None, float | None]]:
+    """Police incident id -> (first close, reopen, final close) as the CSVs stamp them."""
+    out: dict[str, tuple[float | None, float | None, float | None]] = {}
+    for path in FILES:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            for row in csv.DictReader(fh):
+                iid = row["Master_Incident_Number"].strip()
+                if row["Agency"].strip() == "POLICE" and iid and iid not in out:
+                    out[iid] = (local(row["Incident_First_Close_Time"]),
+                                local(row["First_Reopen_Time"]),
+                                local(row["Final_Closed_Time"]))
     return out
 
 
@@ -159,6 +184,23 @@ def test_replayed_real_exports_equal_a_recomputation_from_the_csvs(ns: Namespace
             "demand_events_total", outcome="accepted"), timeout=300)
         end = max(s[0] for i in incs.values() for s in i["lifecycle"])
         assert backlog_equal(worker, backlog_at(incs, end), end) is True
+
+        # The export's last recorded state wins: open at the end is exactly the incidents
+        # with no close stamp at all, read straight from the CSVs; and every row whose
+        # reopen the export does not follow with a close is reported under its reason.
+        stamps = close_stamps()
+        oldest = httpx.get(f"{worker.url}/incidents/oldest", params={"limit": 1000},
+                           timeout=30).json()
+        assert {r["incident_id"] for r in oldest["incidents"]} == \
+            {iid for iid, (c, _, f) in stamps.items() if c is None and f is None}
+        repaired = first["rows_repaired"]
+        assert repaired.get("reopen_without_close", 0) == sum(
+            1 for c, r, f in stamps.values() if c is not None and r is not None and r >= c
+            and f is None)
+        assert repaired.get("reopen_after_final_close", 0) == sum(
+            1 for c, r, f in stamps.values() if c is not None and r is not None and r >= c
+            and f is not None and f <= r)
+        assert "reopen_before_close" not in repaired  # closed, reopened, attended: kept
 
         # Incidents received per grade, channel and hour, for the week the windows keep.
         last_call = max(i["call"] for i in incs.values())

@@ -86,16 +86,66 @@ def test_arrival_before_dispatch_is_kept_as_stamped_and_reported() -> None:
     assert r.repaired == ["stage_out_of_order"]
 
 
+def ends(r) -> str:
+    """How the row's incident ends once its events are folded in order (as the fold ranks
+    equal instants: a reopen outranks a close)."""
+    rank = {"closed": 8, "reopened": 9}
+    last = max(((at, rank.get(k, 0), k) for k, at in kinds(r)), default=None)
+    return "closed" if last is not None and last[2] == "closed" else "open"
+
+
 def test_reopened_incident_closes_twice_and_a_reopen_before_close_is_dropped() -> None:
     r = run(decc(Call_Reopened="1", First_Reopen_Time="2025-08-24 01:00:00.000",
                  Final_Closed_Time="2025-08-24 02:00:00.000"))
     assert [k for k, _ in kinds(r)][-3:] == ["closed", "reopened", "closed"]
-    still_open = run(decc(Call_Reopened="1", First_Reopen_Time="2025-08-24 01:00:00.000",
-                          Final_Closed_Time="NULL"))
-    assert [k for k, _ in kinds(still_open)][-2:] == ["closed", "reopened"]
+    assert r.repaired == [] and ends(r) == "closed"
     early = run(decc(Call_Reopened="1", First_Reopen_Time="2025-08-24 00:30:00.000"))
     assert "reopened" not in [k for k, _ in kinds(early)]
-    assert early.repaired == ["reopen_before_close"]
+    assert early.repaired == ["reopen_before_close"] and ends(early) == "closed"
+
+
+def test_the_export_s_last_recorded_state_wins_whatever_order_the_stamps_come_in() -> None:
+    # The final close stamped just after the first, the reopen days later: closed.
+    late = run(decc(Call_Reopened="1", First_Reopen_Time="2025-08-27 09:00:00.000"))
+    assert late.repaired == ["reopen_after_final_close"] and ends(late) == "closed"
+    # A reopen at the very instant of the final close: closed, not left to the ranks.
+    tie = run(decc(Call_Reopened="1", First_Reopen_Time="2025-08-24 00:35:47.260"))
+    assert tie.repaired == ["reopen_after_final_close"] and ends(tie) == "closed"
+    # A reopen and no final close: the mapping decides (this export: the close stands).
+    row = decc(Call_Reopened="1", First_Reopen_Time="2025-08-24 01:00:00.000",
+               Final_Closed_Time="NULL")
+    stays = run(row)
+    assert stays.repaired == ["reopen_without_close"] and ends(stays) == "closed"
+    reopens = DECC.model_copy(update={"repair": DECC.repair.model_copy(
+        update={"reopen_without_close": "reopen"})})
+    kept = run(row, reopens)
+    assert kept.repaired == ["reopen_without_close"] and ends(kept) == "open"
+    assert [k for k, _ in kinds(kept)][-2:] == ["closed", "reopened"]
+    # No close stamp at all: open.
+    never = run(decc(Incident_First_Close_Time="NULL", Final_Closed_Time="NULL"))
+    assert ends(never) == "open" and never.repaired == []
+    # Only the final close: closed there.
+    final_only = run(decc(Incident_First_Close_Time="NULL"))
+    assert final_only.repaired == ["first_close_missing"] and ends(final_only) == "closed"
+
+
+def test_a_closed_incident_reopened_then_attended_is_a_lifecycle_not_a_clock_to_repair() -> None:
+    # Closed unattended, reopened, attended, closed again (seen in the shared weeks).
+    r = run(decc(Incident_Arrival_Time="2025-08-24 02:10:00.000", Call_Reopened="1",
+                 First_Reopen_Time="2025-08-24 01:00:00.000",
+                 Final_Closed_Time="2025-08-24 03:00:00.000"))
+    assert r.repaired == []
+    assert [k for k, _ in sorted(kinds(r), key=lambda kv: kv[1])][-4:] == \
+        ["closed", "reopened", "arrived", "closed"]
+    assert ("closed", "2025-08-24T04:35:47.190Z") in kinds(r), "the first close as stamped"
+    assert ends(r) == "closed"
+    # The close that ends it before the arrival: that close is moved, the first is not.
+    moved = run(decc(Incident_Arrival_Time="2025-08-24 04:00:00.000", Call_Reopened="1",
+                     First_Reopen_Time="2025-08-24 01:00:00.000",
+                     Final_Closed_Time="2025-08-24 03:00:00.000"))
+    assert moved.repaired == ["close_before_stage"]
+    assert ("closed", "2025-08-24T08:00:00.000Z") in kinds(moved)
+    assert ("closed", "2025-08-24T04:35:47.190Z") in kinds(moved) and ends(moved) == "closed"
 
 
 @pytest.mark.parametrize(("over", "reason"), [
