@@ -39,7 +39,7 @@ from pipeline.app import (
     settings,
     state_topic,
 )
-from pipeline.domain.backlog import State, apply_once, forgotten
+from pipeline.domain.backlog import State, fold_event
 from pipeline.domain.clocks import attendance_breached, stage_seconds
 from pipeline.domain.events import Event, event_from_document
 from pipeline.domain.incident_state import state_record
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 incidents = partitioned_table(app, "incidents", settings.topic_partitions,
                               help="Incident state by incident id.")
-Changed = dict[str, tuple[int, State]]  # incident id -> (partition, state)
+Changed = dict[str, tuple[int, State | None]]  # incident id -> (partition, state; None: forgotten)
 # Folded, not yet written: one view shared by both folding agents and the clock. A
 # batch awaits (sends) between folding and saving; with a dict per batch, an incident
 # folded by both agents, or marked breached by the clock, in that gap would have one
@@ -92,16 +92,20 @@ def replace(partition: int, incident_id: str, state: State | None) -> None:
 def fold(partition: int, ev: Event) -> None:
     """Fold one event of ``partition`` into the pending states (saved by :func:`save`)."""
     before = current(ev.incident_id)
-    if forgotten(before, ev.at, forget_horizon(partition)):
-        metrics.count_event(ev.event_type, "late")
+    folded = fold_event(before, ev, forget_horizon(partition), settings.dedup_per_incident)
+    metrics.count_event(ev.event_type, folded.outcome)
+    if folded.after is None:
+        if before is not None:  # forgotten here, not by the clock: the same either way
+            _pending[ev.incident_id] = (partition, None)
         return
-    after, duplicate = apply_once(before, ev, settings.dedup_per_incident)
-    metrics.count_event(ev.event_type, "duplicate" if duplicate else "accepted")
+    if folded.outcome == "late":
+        return
     metrics.event_lag.observe(max(0.0, time.time() - ev.at))
-    if not duplicate:
+    if folded.outcome == "accepted":
         # The event is evidence that event time has reached ev.at, less the grace.
-        record_changes(partition, before, after, now=ev.at - config.windows.grace_seconds)
-        _pending[ev.incident_id] = (partition, after)
+        record_changes(partition, folded.before, folded.after,
+                       now=ev.at - config.windows.grace_seconds)
+        _pending[ev.incident_id] = (partition, folded.after)
 
 
 async def save() -> None:
@@ -114,10 +118,16 @@ async def save() -> None:
     _pending.clear()
     windows.flush()
     for incident_id, (partition, state) in changed.items():
-        incidents.put(partition, incident_id, state)
+        if state is None:  # forgotten by a fold (see fold)
+            incidents.remove(partition, incident_id)
+        else:
+            incidents.put(partition, incident_id, state)
     try:
-        for _, state in changed.values():
-            await publish_state(state)
+        for incident_id, (_, state) in changed.items():
+            if state is None:
+                await state_topic.send(key=incident_id.encode(), value=None)
+            else:
+                await publish_state(state)
     except Exception as exc:  # the table is written; the next change re-publishes
         metrics.agent_errors.labels(AGENT).inc()
         log.error("%s: publishing state failed with %s", AGENT, type(exc).__name__)

@@ -30,8 +30,8 @@ from agents.backlog import (
 from agents.deadletters import guard_failed
 from agents.windows import watermark
 from pipeline.app import app, clock_topic, config, ownership, settings, state_topic
+from pipeline.domain.backlog import due_to_forget
 from pipeline.domain.clocks import effective_now
-from pipeline.domain.incident_state import closed_before
 
 AGENT = "clock"
 TICK_SECONDS = 5.0
@@ -67,7 +67,7 @@ async def on_tick(partition: int, wall: float) -> None:
         state = current(incident_id)
         if not state:
             continue
-        if cutoff is not None and closed_before(state, cutoff):
+        if cutoff is not None and due_to_forget(state, cutoff):
             replace(partition, incident_id, None)
             await state_topic.send(key=incident_id.encode(), value=None)
             continue

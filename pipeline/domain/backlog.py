@@ -78,16 +78,66 @@ def apply_event(state: State | None, ev: Event) -> State:
 
 
 def forgotten(state: State | None, at: float, horizon: float | None) -> bool:
-    """Whether an event at ``at`` belongs to an incident already forgotten.
+    """Whether an event at ``at`` is a late echo of an incident already forgotten.
 
     Closed incidents are dropped from state once everything they did is older
     than the forget horizon (the partition's watermark minus the closed
-    retention). An event older than that horizon for an incident not in state
-    is therefore a late echo of a forgotten incident, most often a resend of
-    an event already applied: applying it would bring a closed incident back
-    to life as open. It is counted as ``late`` and not applied.
+    retention). An event older than the horizon is applied only to an incident
+    held whole (its ``created`` is in state): for any other it is a late echo of
+    a forgotten incident, most often a resend of an event already applied, and
+    applying it would bring a closed incident back to life (a redelivered
+    ``created`` joining a reopen stamped days later would count it received
+    twice, open). It is counted as ``late`` and not applied.
+
+    The caller passes ``state`` as None for an incident that is *due* to be
+    forgotten (:func:`due_to_forget`) even if the clock has not dropped it yet,
+    so whether an event is applied depends on the log's event times only,
+    never on when the clock's pass ran.
     """
-    return state is None and horizon is not None and at < horizon
+    if horizon is None or at >= horizon:
+        return False
+    return state is None or "created" not in state
+
+
+def due_to_forget(state: State | None, horizon: float | None) -> bool:
+    """Whether the incident is closed and quiet since before the forget horizon: forgotten
+    as far as any event is concerned, whether or not the clock has dropped it yet."""
+    if state is None or horizon is None:
+        return False
+    status = state.get("status")
+    last = state.get("last_at", status[0] if status else None)
+    return status is not None and status[3] == "closed" and last is not None and last < horizon
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """What folding one event did: the state before it (None if it met a forgotten
+    incident), the state after (None: the incident is forgotten and stays so), and the
+    outcome counted (``accepted``, ``duplicate``, ``late``)."""
+
+    before: State | None
+    after: State | None
+    outcome: str
+
+    @property
+    def forgot(self) -> bool:
+        return self.after is None
+
+
+def fold_event(state: State | None, ev: Event, horizon: float | None,
+               remember: int) -> Folded:
+    """Fold one event into its incident's state as of its place in the partition's log.
+
+    Pure and deterministic in the log: an incident due to be forgotten at this
+    event's place is treated as forgotten whether or not the clock's pass has run,
+    so the same log gives the same states however it is chunked, redelivered or
+    timed (docs/topics.md#forgetting-closed-incidents).
+    """
+    before = None if due_to_forget(state, horizon) else state
+    if forgotten(before, ev.at, horizon):
+        return Folded(before, before, "late")
+    after, duplicate = apply_once(before, ev, remember)
+    return Folded(before, after, "duplicate" if duplicate else "accepted")
 
 
 def apply_once(state: State | None, ev: Event, remember: int) -> tuple[State, bool]:

@@ -46,10 +46,3 @@ def state_record(s: State, config: DemandConfig) -> dict[str, Any] | None:
         "attend_by": _t(deadline),
         "attendance_breached": bool(s.get("breached")),
     }
-
-
-def closed_before(s: State, cutoff: float) -> bool:
-    """Whether the incident is closed and every event it had is older than ``cutoff``."""
-    status = s.get("status")
-    last = s.get("last_at", status[0] if status else None)
-    return status is not None and status[3] == "closed" and last is not None and last < cutoff

@@ -164,9 +164,8 @@ def test_apply_once_drops_repeats_by_event_id_and_remembers_a_bounded_number() -
 
 
 def test_closed_incident_is_forgotten_only_when_all_its_events_are_past_the_horizon() -> None:
-    from pipeline.domain.backlog import forgotten
+    from pipeline.domain.backlog import due_to_forget, forgotten
     from pipeline.domain.events import parse_time
-    from pipeline.domain.incident_state import closed_before
     from tests.factories import ts
 
     docs = [created("F"), event("F", "closed", 60, {"disposition": "resolved"}),
@@ -174,14 +173,14 @@ def test_closed_incident_is_forgotten_only_when_all_its_events_are_past_the_hori
     state = fold(docs)
     assert state is not None
     closed_at, last = parse_time(ts(60)), parse_time(ts(90))
-    assert not closed_before(state, cutoff=closed_at + 1)  # something happened after closing
-    assert not closed_before(state, cutoff=last)
-    assert closed_before(state, cutoff=last + 1)
-    assert not closed_before(fold([created("G")]), cutoff=last + 10**6)  # open: never
+    assert not due_to_forget(state, closed_at + 1)  # something happened after closing
+    assert not due_to_forget(state, last)
+    assert due_to_forget(state, last + 1)
+    assert not due_to_forget(fold([created("G")]), last + 10**6)  # open: never
 
     # After it is forgotten, a resend of its creation must not bring it back as open.
     resend = ev(docs[0])
     assert forgotten(None, resend.at, horizon=last + 1)
     assert not forgotten(None, resend.at, horizon=resend.at)  # exactly at horizon: applied
-    assert not forgotten(state, resend.at, horizon=last + 1)  # still in state: dedup decides
+    assert not forgotten(state, resend.at, horizon=last + 1)  # held whole: dedup decides
     assert not forgotten(None, resend.at, horizon=None)  # no watermark yet
