@@ -7,6 +7,7 @@ naming the file and the line at fault, so a worker never starts half-configured.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import cached_property
 from importlib import resources
@@ -176,8 +177,25 @@ def parse_toml_model(text: str, origin: str, model: type[M]) -> M:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         where = ".".join(str(p) for p in loc) or "(top level)"
-        line = locate_line(text, loc)
-        raise ConfigError(f"{origin}, line {line or '?'}: {where}: {err['msg']}") from exc
+        line = locate_line(text, loc) or locate_value(text, err["msg"])
+        if line is not None:
+            raise ConfigError(f"{origin}, line {line}: {where}: {err['msg']}") from exc
+        # Nothing in the file to point at: say what is missing and where it would go.
+        missing = f"[{loc[0]}]" if len(loc) == 1 else where
+        hint = f" (the file has no {missing}; add it)" if err["type"] == "missing" else ""
+        raise ConfigError(f"{origin}: {where}: {err['msg']}{hint}") from exc
+
+
+def locate_value(text: str, message: str) -> int | None:
+    """For a check across tables (no key to point at): the last line assigning the value
+    the message quotes (``area code 'north' appears twice``: the second ``= "north"``)."""
+    quoted = re.search(r"'([^']+)'", message)
+    if quoted is None:
+        return None
+    value = quoted.group(1)
+    lines = [n for n, line in enumerate(text.splitlines(), start=1)
+             if re.search(r"=\s*[\"']" + re.escape(value) + r"[\"']", line)]
+    return lines[-1] if lines else None
 
 
 def locate_line(text: str, loc: tuple[object, ...]) -> int | None:

@@ -42,6 +42,9 @@ def test_bad_values_fail_with_the_line_at_fault(old: str, new: str, field: str) 
     assert field in message
     if field.startswith("grades.1"):
         assert f"line {_line_of(text, new)}:" in message
+    if field == "(top level)":  # a check across tables: the line of the repeated value
+        last = max(i for i, line in enumerate(text.splitlines(), 1) if new in line)
+        assert f"line {last}:" in message
 
 
 def test_unknown_keys_are_refused() -> None:
@@ -60,3 +63,14 @@ def test_broken_toml_names_its_line(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_a_missing_table_is_named_without_a_line_it_does_not_have() -> None:
+    text = default_config_text()
+    start = text.index("[force]")
+    end = text.index("\n[", start + 1)
+    with pytest.raises(ConfigError) as info:
+        parse_config(text[:start] + text[end:], "force.toml")
+    message = str(info.value)
+    assert "line ?" not in message
+    assert message.startswith("force.toml: force: ") and "the file has no [force]" in message
