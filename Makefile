@@ -13,7 +13,8 @@ DEBIAN_PACKAGES := prometheus prometheus-alertmanager docker-compose
 SOURCE ?= simulator
 SPEED ?= 600
 MAPPING ?= decc-cad
-REPLAY_FILES ?= ../shared/data/decc-cad/week*.csv
+# A week of a real export ships with the project (deploy/samples/README.md says where from).
+REPLAY_FILES ?= deploy/samples/decc-week41.csv.gz
 
 demo: install kafka-fetch  ## Local Kafka + worker + simulator (or replay) + live summary
 	deploy/demo.sh --source $(SOURCE) $(if $(filter replay,$(SOURCE)),--speed $(SPEED) \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,8 @@ import yaml
 
 from pipeline.config import load_config
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 
 
 def tool(name: str) -> str:
@@ -126,3 +128,16 @@ def test_kubernetes_manifests_build_with_probes_and_a_disruption_budget() -> Non
     pdb = docs["PodDisruptionBudget"]["spec"]
     assert pdb["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert docs["Service"]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_make_demo_source_replay_has_its_files_in_the_repository() -> None:
+    """`make demo SOURCE=replay` from a plain clone: the default files ship with the project
+    and read as a week of incidents with the default mapping."""
+    from pipeline.replay import load_mapping, plan
+
+    out = subprocess.run(["make", "-n", "demo", "SOURCE=replay"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    files = [Path(ROOT / f) for f in re.findall(r"--replay-file (\S+)", out)]
+    assert files and all(f.is_file() and ROOT in f.resolve().parents for f in files)
+    docs, summary = plan(files, load_mapping("decc-cad"), load_config())
+    assert summary.incidents > 500 and len(docs) == summary.events
