@@ -1,12 +1,17 @@
 """``demandflow demo``: a worker, the simulator and a live terminal summary.
 
 The worker and simulator run as child processes in their own sessions, so a
-Ctrl-C reaches this process only, which then stops both cleanly (SIGTERM,
-then SIGKILL after a grace period) before returning.
+Ctrl-C reaches this process only, which then stops both at once (SIGTERM, then
+SIGKILL after a grace period; a worker exits within 10 s of SIGTERM) before
+returning; a second Ctrl-C meanwhile does not cut the clean-up short. Each
+child also asks the kernel for SIGTERM when this process dies
+(``PR_SET_PDEATHSIG``), so nothing the demo started outlives it even if it is
+killed outright.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -79,22 +84,42 @@ def render(snap: Snapshot, rate: float, grade_names: dict[str, str], sim_running
     return Group(table, footer)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before exec: SIGTERM when the demo process dies (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return  # not Linux: Ctrl-C still stops everything, a kill -9 may not
+    if os.getppid() != parent:  # the demo died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _spawn(args: list[str], log: Path,
            env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     out = open(log, "wb")  # noqa: SIM115 - lives as long as the child
+    parent = os.getpid()
     return subprocess.Popen([sys.executable, "-m", "pipeline", *args], stdout=out,  # noqa: S603
                             stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: _die_with_parent(parent),  # noqa: PLW1509
                             env=None if env is None else {**os.environ, **env})
 
 
-def _stop(proc: subprocess.Popen[bytes], grace: float = 20.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+def _stop(procs: list[subprocess.Popen[bytes]], grace: float = 12.0) -> None:
+    """SIGTERM every child at once, then SIGKILL whatever is left after ``grace``."""
+    running = [p for p in procs if p.poll() is None]
+    for p in running:
+        p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in running:
         try:
-            proc.wait(grace)
+            p.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            p.kill()
+            p.wait()
 
 
 def run_demo(rate: float, duration: float, run_for: float | None = None,
@@ -159,10 +184,9 @@ def run_demo(rate: float, duration: float, run_for: float | None = None,
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not strand them
         console.print("stopping the demand source and the worker ...")
-        if sim is not None:
-            _stop(sim)
-        _stop(worker)
+        _stop([p for p in (sim, worker) if p is not None])
         console.print("stopped.")
     return 0
 

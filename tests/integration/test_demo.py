@@ -3,14 +3,16 @@ stops everything it started."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.support import Namespace, free_port
+from tests.integration.support import Namespace, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,3 +33,43 @@ def test_demo_shows_a_growing_backlog_and_stops_its_children(ns: Namespace,
     assert "stopped." in out
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _start_demo(ns: Namespace, workdir: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
+    port = free_port()
+    env = ns.env(DEMANDFLOW_WEB_PORT=str(port), DEMANDFLOW_DATA_DIR=str(workdir / "data"))
+    demo = subprocess.Popen([sys.executable, "-m", "pipeline", "demo", "--rate", "5"],
+                            cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def both_running() -> object:
+        return len(_children(demo.pid)) == 2 and \
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    wait_for("the demo's worker and simulator running", both_running, timeout=120)
+    return demo, _children(demo.pid)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_nothing_the_demo_started_outlives_it(ns: Namespace, workdir: Path, how: str) -> None:
+    demo, children = _start_demo(ns, workdir)
+    started = time.monotonic()
+    demo.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+    demo.wait(timeout=60)
+    wait_for("the worker and the simulator gone", lambda: not any(map(_alive, children)),
+             timeout=30, interval=0.2)
+    took = time.monotonic() - started
+    print(f"\n{how}: everything the demo started gone after {took:.1f} s")
+    assert took < 30
