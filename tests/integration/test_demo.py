@@ -3,6 +3,7 @@ stops everything it started."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.support import Namespace, free_port, wait_for
+from tests.integration.support import REPO, Namespace, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +74,54 @@ def test_nothing_the_demo_started_outlives_it(ns: Namespace, workdir: Path, how:
     took = time.monotonic() - started
     print(f"\n{how}: everything the demo started gone after {took:.1f} s")
     assert took < 30
+
+
+def test_make_demo_ctrl_c_stops_kafka_and_everything_else_within_30_s(tmp_path: Path) -> None:
+    """deploy/demo.sh (what `make demo` runs) with its own Kafka, stopped as a terminal's
+    Ctrl-C does: SIGINT to the whole foreground process group."""
+    from tests.integration.test_broker_outage import _low_port
+
+    port, web = _low_port(), free_port()
+    run_dir = tmp_path / "kafka"
+    env = {**os.environ, "DEMANDFLOW_KAFKA_PORT": str(port), "DEMANDFLOW_KAFKA_RUN_DIR":
+           str(run_dir), "DEMANDFLOW_WEB_PORT": str(web),
+           "DEMANDFLOW_DATA_DIR": str(tmp_path / "data"), "DEMANDFLOW_APP_ID": f"demo-{web}"}
+    env.pop("DEMANDFLOW_BOOTSTRAP_SERVERS", None)
+
+    def default_signals() -> None:  # as in a terminal: Ctrl-C is not ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    with open(tmp_path / "demo.log", "wb") as log:
+        demo = subprocess.Popen([str(REPO / "deploy" / "demo.sh"), "--rate", "5"], env=env,
+                                cwd=REPO, stdout=log, stderr=log, start_new_session=True,
+                                preexec_fn=default_signals)  # noqa: PLW1509
+        try:
+            wait_for("the demo up", lambda: httpx.get(f"http://127.0.0.1:{web}/healthz",
+                                                      timeout=2).status_code == 200,
+                     timeout=240, interval=1)
+            started = time.monotonic()
+            os.killpg(demo.pid, signal.SIGINT)
+            demo.wait(timeout=60)
+
+            mark = f"DEMANDFLOW_APP_ID=demo-{web}".encode()
+
+            def left() -> list[int]:  # every live process started with this demo's env
+                pids = []
+                for proc in Path("/proc").glob("[0-9]*"):
+                    try:
+                        if mark in (proc / "environ").read_bytes() and _alive(int(proc.name)):
+                            pids.append(int(proc.name))
+                    except OSError:
+                        continue
+                return pids
+            wait_for("nothing left running", lambda: not left(), timeout=30, interval=0.5)
+            took = time.monotonic() - started
+        finally:
+            if demo.poll() is None:
+                os.killpg(demo.pid, signal.SIGKILL)
+            subprocess.run([str(REPO / "deploy" / "kafka" / "kafka.sh"), "stop"], env=env,
+                           timeout=120, capture_output=True)
+    print(f"\nmake demo: Ctrl-C to everything stopped (Kafka included): {took:.1f} s")
+    assert took < 30
+    assert "Kafka on port" in (tmp_path / "demo.log").read_text() and "stopped." in \
+        (tmp_path / "demo.log").read_text()
