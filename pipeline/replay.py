@@ -96,11 +96,21 @@ def plan(files: Iterable[Path], mapping: Mapping, config: DemandConfig,
     summary = ReplaySummary()
     seen: set[str] = set()
     events: list[dict[str, Any]] = []
+    # Incident numbers are given in call order: the latest call of a lower-numbered
+    # incident is evidence for a call in the repeated hour when clocks go back.
+    top_id: tuple[int, str] | None = None
+    top_call: datetime | None = None
     for path in files:
         summary.files.append(str(path))
         for row in read_rows(path, mapping):
             summary.rows += 1
-            result = row_events(row, mapping, config.grade_codes, config.area_codes, now)
+            number = _order((row.get(mapping.columns.id) or "").strip())
+            hint = top_call if top_id is not None and number > top_id else None
+            result = row_events(row, mapping, config.grade_codes, config.area_codes, now,
+                                call_not_before=hint)
+            if result.call is not None and (top_id is None or number > top_id):
+                top_id = number
+                top_call = result.call if top_call is None else max(top_call, result.call)
             if result.filtered:
                 summary.filtered += 1
                 continue
@@ -122,6 +132,11 @@ def plan(files: Iterable[Path], mapping: Mapping, config: DemandConfig,
         summary.first_event, summary.last_event = events[0]["occurred_at"], \
             events[-1]["occurred_at"]
     return events, summary
+
+
+def _order(incident_id: str) -> tuple[int, str]:
+    """Incident numbers compared as numbers (``25-9999`` before ``25-10000``)."""
+    return len(incident_id), incident_id
 
 
 def window(events: list[dict[str, Any]], since: float | None,

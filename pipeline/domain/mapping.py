@@ -109,6 +109,7 @@ class RowResult:
     skipped: str | None = None  # reason the row was not replayed
     filtered: bool = False
     repaired: list[str] = field(default_factory=list)  # reasons reported, row still replayed
+    call: datetime | None = None  # the call instant (as resolved), for the next row's hint
 
 
 def lookup(table: MappingT[str, str], value: str) -> str | None:
@@ -121,11 +122,43 @@ def lookup(table: MappingT[str, str], value: str) -> str | None:
     return None
 
 
+def local_candidates(text: str, m: Mapping) -> tuple[datetime, ...] | None:
+    """The UTC instants an export timestamp can mean: one, or two for a local time in
+    the hour repeated when clocks go back (first occurrence first). None: absent."""
+    first = parse_local(text, m)
+    if first is None:
+        return None
+    naive = first.astimezone(m.zone()).replace(tzinfo=None)
+    second = naive.replace(tzinfo=m.zone(), fold=1).astimezone(UTC)
+    return (first,) if second == first else (first, second)
+
+
+def resolve(candidates: tuple[datetime, ...] | None, not_before: datetime | None,
+            reasons: list[str]) -> datetime | None:
+    """Pick the instant an ambiguous local time means from the row's own evidence.
+
+    ``not_before`` is what it cannot precede (a stage: the call; a call: the call of
+    an incident with a lower number). The earliest candidate not before it wins: if
+    only one qualifies, the evidence decided (``ambiguous_time_resolved``); if both
+    do, the first occurrence is an assumption (``ambiguous_time_assumed``), as it is
+    if none does (the later is then taken, and the usual repairs judge it).
+    """
+    if candidates is None or len(candidates) == 1:
+        return None if candidates is None else candidates[0]
+    fitting = [c for c in candidates if not_before is None or c >= not_before]
+    if len(fitting) == 1:
+        reasons.append("ambiguous_time_resolved")
+        return fitting[0]
+    reasons.append("ambiguous_time_assumed")
+    return fitting[0] if fitting else candidates[-1]
+
+
 def parse_local(text: str, m: Mapping) -> datetime | None:
     """An export timestamp (local time of ``m.timezone``) as an aware UTC datetime.
 
     None for a null marker. An ambiguous local time (the repeated hour when
-    clocks go back) is read as its first occurrence, daylight time (fold=0);
+    clocks go back) is read as its first occurrence, daylight time (fold=0): see
+    :func:`local_candidates` and :func:`resolve` for reading it from evidence;
     a time in the skipped hour (clocks go forward) is read with the offset in
     force before the change. ValueError if it matches no format.
     """
@@ -142,8 +175,13 @@ def parse_local(text: str, m: Mapping) -> datetime | None:
 
 
 def row_events(row: MappingT[str, str], m: Mapping, grades: frozenset[str],
-               areas: frozenset[str], now: datetime) -> RowResult:
-    """The lifecycle events of one export row (see the module docstring for the rules)."""
+               areas: frozenset[str], now: datetime,
+               call_not_before: datetime | None = None) -> RowResult:
+    """The lifecycle events of one export row (see the module docstring for the rules).
+
+    ``call_not_before``: the call time of an incident with a lower number, if known,
+    which an ambiguous call time of this row cannot precede.
+    """
     c = m.columns
     iid = (row.get(c.id) or "").strip()
     result = RowResult(incident_id=iid or None)
@@ -157,14 +195,22 @@ def row_events(row: MappingT[str, str], m: Mapping, grades: frozenset[str],
     def get(column: str | None) -> str:
         return "" if column is None else (row.get(column) or "").strip()
 
-    times: dict[str, datetime | None] = {}
+    stamps: dict[str, tuple[datetime, ...] | None] = {}
     for stage, column in (("call", c.call), ("dispatched", c.dispatched),
                           ("arrived", c.arrived), ("closed", c.closed),
                           ("reopened", c.reopened), ("final_closed", c.final_closed)):
         try:
-            times[stage] = parse_local(get(column), m) if column else None
+            stamps[stage] = local_candidates(get(column), m) if column else None
         except ValueError:
             return _skip(result, "bad_timestamp")
+    # The hour repeated when clocks go back: decided by the evidence, and reported.
+    ambiguous: list[str] = []
+    times: dict[str, datetime | None] = {"call": resolve(stamps["call"], call_not_before,
+                                                           ambiguous)}
+    for stage in ("dispatched", "arrived", "closed", "reopened", "final_closed"):
+        times[stage] = resolve(stamps[stage], times["call"], ambiguous)
+    result.repaired.extend(sorted(set(ambiguous)))
+    result.call = times["call"]
     call = times["call"]
     if call is None:
         return _skip(result, "missing_call_time")

@@ -262,3 +262,48 @@ def test_replay_at_k_times_real_speed_keeps_the_gaps_divided_by_k() -> None:
     now[0] = 0.0
     produce(events, lambda k, v: None, speed=None, clock=lambda: now[0], sleep=sleep)
     assert now[0] == 0.0
+
+
+# 2 Nov 2025, America/New_York: 01:00-01:59 happens twice (EDT, UTC-4; then EST, UTC-5).
+def dst_row(call: str, dispatch: str = "NULL", arrive: str = "NULL", close: str = "03:00:00",
+            number: str = "25-090001") -> dict[str, str]:
+    def t(hms: str) -> str:
+        return "NULL" if hms == "NULL" else f"2025-11-02 {hms}.000"
+    return decc(Master_Incident_Number=number, Incident_Start_Time=t(call),
+                Incident_Dispatch_Time=t(dispatch), Incident_Arrival_Time=t(arrive),
+                Incident_First_Close_Time=t(close), Final_Closed_Time=t(close))
+
+
+def test_a_stage_in_the_repeated_hour_is_read_as_the_occurrence_the_call_allows() -> None:
+    # Called at 01:38 (first occurrence, EDT), dispatched at "01:06": only the second
+    # occurrence (EST) is after the call.
+    r = run(dst_row("01:38:00", dispatch="01:06:00"))
+    assert ("created", "2025-11-02T05:38:00.000Z") in kinds(r)
+    assert ("dispatched", "2025-11-02T06:06:00.000Z") in kinds(r)
+    assert "stage_before_call" not in r.repaired
+    assert "ambiguous_time_resolved" in r.repaired
+
+
+def test_an_ambiguous_time_with_no_evidence_is_the_first_occurrence_and_says_so() -> None:
+    r = run(dst_row("00:50:00", dispatch="01:10:00"))
+    assert ("dispatched", "2025-11-02T05:10:00.000Z") in kinds(r)
+    assert r.repaired == ["ambiguous_time_assumed"]
+    plain = run(dst_row("03:10:00", close="03:30:00"))  # outside the repeated hour
+    assert plain.repaired == []
+
+
+def test_a_call_in_the_repeated_hour_follows_the_incident_numbers(tmp_path: Path) -> None:
+    """Incident 25-090002 was called at "01:10", after 25-090001 at 01:50 EDT: so 01:10 EST.
+    The hourly split then puts it in the second 01:00 hour, not the first."""
+    path = tmp_path / "week45.csv"
+    rows = [dst_row("01:50:00", number="25-090001"), dst_row("01:10:00", number="25-090002")]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    docs, summary = plan([path], DECC, CONFIG, NOW)
+    calls = {d["incident_id"]: d["occurred_at"] for d in docs if d["event_type"] == "created"}
+    assert calls == {"25-090001": "2025-11-02T05:50:00.000Z",
+                     "25-090002": "2025-11-02T06:10:00.000Z"}
+    assert summary.repaired["ambiguous_time_resolved"] == 1  # the second, by its number
+    assert summary.repaired["ambiguous_time_assumed"] == 1  # the first: nothing before it
