@@ -72,6 +72,12 @@ def watermark(partition: int) -> float | None:
     return None if value is None else float(value)
 
 
+def retained_from(partition: int) -> int | None:
+    """The oldest minute this partition's demand history still holds (None: no history)."""
+    wm = watermark(partition)
+    return None if wm is None else w.minute_of(wm - _RETENTION)
+
+
 def stream_now(wall: float) -> float | None:
     """"Now" for time-driven logic: the wall clock, or in event mode the stream's time
     (the latest watermark of the partitions this worker owns, less the grace); None

@@ -80,9 +80,10 @@ def _answer_one(view: str, p: int, q: Mapping[str, str]) -> Any:
                  "terminal": r.terminal} for r in rows]
     if view == "demand":
         size = int(q["size"])
-        result = demand(windows.buckets(since=now - WEEK - size - 60, partitions=(p,)), size,
-                        now)
+        result = demand(windows.buckets(since=now - WEEK - 3600 - size - 60, partitions=(p,)),
+                        size, now, config.force.zone())
         return {"start": result["start"], "end": result["end"],
+                "retained_from": windows.retained_from(p),
                 "current": counts_to_json(result["current"]),  # type: ignore[arg-type]
                 "last_week": counts_to_json(result["last_week"])}  # type: ignore[arg-type]
     raise ValueError(f"unknown view {view!r}")

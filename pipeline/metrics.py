@@ -194,7 +194,7 @@ class BacklogCollector(Collector):
             "earlier), by grade and channel.", labels=["window", "period", "grade", "channel"])
         buckets = self._buckets()
         for size in [*self._config.windows.sizes_seconds, DAY]:
-            result = demand(buckets, size, now)
+            result = demand(buckets, size, now, self._config.force.zone())
             for period in ("current", "last_week"):
                 counts = result[period]
                 assert isinstance(counts, dict)

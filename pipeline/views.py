@@ -24,7 +24,7 @@ from pipeline.app import app, config, ownership, registry, settings
 from pipeline.brokerwatch import BrokerWatch
 from pipeline.domain.events import format_time, parse_time
 from pipeline.domain.merge import merge_counts, merge_oldest
-from pipeline.domain.windows import bounds, parse_window, window_name
+from pipeline.domain.windows import bounds, parse_window, week_before, window_name
 from pipeline.metrics import BacklogCollector
 
 registry.register(BacklogCollector(config, lambda: incidents.values_in(ownership.ready()),
@@ -127,8 +127,22 @@ async def demand_view(self: web.View, request: web.Request) -> web.Response:
         return self.json({"error": str(exc)}, status=400)
     got = await forcewide.gather("demand", {"at": str(now), "size": str(size)})
     start, end = bounds(size, now)
+    # History is kept for a week and the largest window: older windows are gone, and
+    # saying zero for them would be a lie.
+    kept = [p["retained_from"] for p in got.parts() if p.get("retained_from") is not None]
+    retained_from = max(kept) if kept else None
+    if retained_from is not None and end <= retained_from:
+        return self.json({"error": "that window is older than the demand history kept",
+                          "retained_from": format_time(float(retained_from)),
+                          "retained_until": format_time(await forcewide.stream_now())},
+                         status=410)
+    status = got.status()
+    body: dict[str, object] = {}
+    if retained_from is not None and week_before(start, config.force.zone()) < retained_from:
+        status["complete"] = False  # the current window is whole; last week's is not
+        body["retained_from"] = format_time(float(retained_from))
     return self.json({
-        "as_of": format_time(now), "window": window_name(size), **got.status(),
+        "as_of": format_time(now), "window": window_name(size), **status, **body,
         "start": format_time(float(start)), "end": format_time(float(end)),
         "current": pairs(merge_counts(p["current"] for p in got.parts())),
         "last_week": pairs(merge_counts(p["last_week"] for p in got.parts())),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pipeline.config import DemandConfig, Rule
 from pipeline.domain.backlog import OpenIncident, State, open_view
 from pipeline.domain.clocks import attendance_deadline
-from pipeline.domain.windows import WEEK, total
+from pipeline.domain.windows import total, week_before
 
 FORCE_WIDE = "force"  # the `area` of alerts that belong to no single area
 MAX_IDS = 20  # incident ids listed on one alert (the oldest first)
@@ -182,7 +182,8 @@ def _surge(rule, config, items, views: Views, now, buckets):
     cells = list(buckets())
     start, end = surge_window(now)
     current = total(cells, start, end)
-    baseline = total(cells, start - WEEK, end - WEEK)
+    zone = config.force.zone()
+    baseline = total(cells, week_before(start, zone), week_before(end, zone))
     grades = rule.grades or [g.code for g in config.grades]
     for grade in grades:
         now_n = sum(n for (g, _), n in current.items() if g == grade)

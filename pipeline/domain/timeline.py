@@ -60,7 +60,7 @@ from pipeline.domain.rules import (
     surge_window,
     terminal_condition,
 )
-from pipeline.domain.windows import MINUTE, WEEK, minute_of
+from pipeline.domain.windows import MINUTE, WEEK, minute_of, week_after, week_before
 
 HOUR = 3600
 # Which subject each rule kind is about: the index its members are found by.
@@ -105,6 +105,7 @@ class AlertTimeline:
 
     def __init__(self, config: DemandConfig, retention_s: float) -> None:
         self.config = config
+        self.zone = config.force.zone()
         self.cool_down = float(config.alerting.cool_down_seconds)
         # Closed incidents are kept this long (event time) for the repeat-caller window.
         self.retention_s = max(retention_s, *(r.within_seconds for r in config.rules), 0)
@@ -324,7 +325,7 @@ class AlertTimeline:
                 for index, key in _keys(s, None).items():
                     if index != "incident":
                         self._leave((index, key), (s["created"]["at"], incident_id))
-        oldest = minute_of(now) - WEEK - HOUR - MINUTE
+        oldest = minute_of(now) - WEEK - 2 * HOUR - MINUTE  # a local week: up to 1 h longer
         for grade, xs in self.minute_list.items():
             cut = bisect.bisect_left(xs, oldest)
             for minute in xs[:cut]:
@@ -416,10 +417,12 @@ class AlertTimeline:
         counts = self.minutes.get(grade, {})
         start, end = surge_window(now)
 
-        def calls(since: float) -> int:
-            return sum(counts.get(m, 0) for m in range(int(since), int(since) + HOUR, MINUTE))
+        def calls(since: float, until: float) -> int:
+            return sum(counts.get(m, 0) for m in range(int(since), int(until), MINUTE))
 
-        return surge_condition(rule, grade, calls(start), calls(start - WEEK))
+        zone = self.zone
+        return surge_condition(rule, grade, calls(start, end),
+                               calls(week_before(start, zone), week_before(end, zone)))
 
     def _next_change(self, rule: Rule, key: Key, now: float) -> float:
         """The next instant after ``now`` at which this rule's result for the subject can
@@ -452,11 +455,18 @@ class AlertTimeline:
                 candidates.append(just_after(created_at + rule.within_seconds))
         elif rule.kind == "surge":
             # A minute with calls leaves this hour, enters last week's hour, leaves it.
+            # Last week's hour is the same local hour (week_before): a minute enters it a
+            # local week after it happened and leaves it an hour later.
             xs = self.minute_list.get(str(key[1]), [])
-            for offset in (HOUR, WEEK, WEEK + HOUR):
-                i = bisect.bisect_right(xs, now - offset)
+            i = bisect.bisect_right(xs, now - HOUR)
+            if i < len(xs):
+                candidates.append(float(xs[i] + HOUR))
+            for extra in (0, HOUR):
+                i = bisect.bisect_right(xs, week_before(now - extra, self.zone))
+                while i < len(xs) and week_after(xs[i], self.zone) + extra <= now:
+                    i += 1
                 if i < len(xs):
-                    candidates.append(float(xs[i] + offset))
+                    candidates.append(week_after(xs[i], self.zone) + extra)
         later = [c for c in candidates if c > now]
         return min(later, default=math.inf)
 

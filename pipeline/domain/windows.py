@@ -12,6 +12,7 @@ watermark (the latest call time seen); later ones are counted as late.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta, tzinfo
 
 MINUTE = 60
 WEEK = 7 * 86400
@@ -20,6 +21,23 @@ Counts = dict[str, int]  # "grade|channel" -> incidents
 # A source clock running fast must not make everyone else "late": an event stamped further
 # ahead of the wall clock than this does not move a watermark.
 FUTURE_TOLERANCE_S = 300.0
+
+
+def week_before(at: float, zone: tzinfo = UTC) -> float:
+    """The same local time one week earlier in ``zone`` (the force's time zone).
+
+    A control room compares "Monday 09:00-10:00" with last Monday's 09:00-10:00 as
+    its clocks show them: across a change to or from summer time that is 7 x 24 h
+    plus or minus an hour, not 7 x 24 h.
+    """
+    local = datetime.fromtimestamp(at, zone)
+    return (local - timedelta(days=7)).timestamp()
+
+
+def week_after(at: float, zone: tzinfo = UTC) -> float:
+    """The same local time one week later in ``zone`` (the inverse of :func:`week_before`)."""
+    local = datetime.fromtimestamp(at, zone)
+    return (local + timedelta(days=7)).timestamp()
 
 
 def minute_of(at: float) -> int:
@@ -68,8 +86,9 @@ def total(buckets: Iterable[tuple[int, Mapping[str, int]]], start: float,
 
 
 def retention_seconds(sizes: Iterable[int]) -> int:
-    """How far back buckets are needed: a week plus the largest window (at least 24 h)."""
-    return WEEK + max([DAY, *sizes]) + MINUTE
+    """How far back buckets are needed: a week (a local one can be an hour longer) plus
+    the largest window (at least 24 h)."""
+    return WEEK + 3600 + max([DAY, *sizes]) + MINUTE
 
 
 WINDOW_NAMES = {60: "1m", 900: "15m", 3600: "1h", 86400: "24h"}
@@ -95,14 +114,15 @@ def bounds(size: int, now: float) -> tuple[int, int]:
     return tumbling(now, size)
 
 
-def demand(buckets: list[tuple[int, Mapping[str, int]]], size: int, now: float
-           ) -> dict[str, object]:
+def demand(buckets: list[tuple[int, Mapping[str, int]]], size: int, now: float,
+           zone: tzinfo = UTC) -> dict[str, object]:
     """Current and same-window-last-week counts for a window size, as at ``now``.
 
     Sizes below a day are tumbling windows aligned to UTC; 24 h is rolling (the
-    24 hours up to ``now``'s minute, inclusive).
+    24 hours up to ``now``'s minute, inclusive). Last week's is the same local-time
+    window in the force's ``zone``.
     """
     start, end = bounds(size, now)
     current = total(buckets, start, end)
-    last_week = total(buckets, start - WEEK, end - WEEK)
+    last_week = total(buckets, week_before(start, zone), week_before(end, zone))
     return {"start": start, "end": end, "current": current, "last_week": last_week}

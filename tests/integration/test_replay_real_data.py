@@ -23,6 +23,7 @@ import httpx
 import orjson
 import pytest
 
+from pipeline.domain.events import parse_time
 from tests.integration.support import REPO, Namespace, Worker, wait_true
 
 pytestmark = pytest.mark.integration
@@ -168,7 +169,13 @@ def test_replayed_real_exports_equal_a_recomputation_from_the_csvs(ns: Namespace
                                                                     workdir: Path) -> None:
     assert len(FILES) == 7, f"the shared data is missing: {DATA}"
     incs = recompute()
-    worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start()
+    # Closed incidents kept a week, not the default two days: three incidents of these
+    # weeks are reopened 2.2-4.6 days after they closed and then dispatched. With two days
+    # they are forgotten first and come back without their call (docs/topics.md#forgetting-
+    # closed-incidents), so their dispatch is not timed: the recomputation would have to
+    # model each partition's forget horizon. tests/unit/test_forgetting.py covers that.
+    worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event",
+                    DEMANDFLOW_CLOSED_RETENTION_S=str(7 * 86400)).start()
     try:
         first = replay(ns, workdir, "--until", iso(MIDWAY))
         assert first["incidents"] == len(incs)  # every police row is accounted for
@@ -214,6 +221,17 @@ def test_replayed_real_exports_equal_a_recomputation_from_the_csvs(ns: Namespace
                     row = want.setdefault(i["grade"], {})
                     row[i["channel"]] = row.get(i["channel"], 0) + 1
             assert got == want, iso(h)
+        # Older than the history kept (a week, an hour and the largest window): said, not
+        # answered with zeros.
+        gone = httpx.get(f"{worker.url}/demand", params={"window": "1h", "at": iso(MIDWAY)},
+                         timeout=30)
+        assert gone.status_code == 410, gone.text
+        kept_from = parse_time(gone.json()["retained_from"])
+        assert last_call - 9 * 86400 < kept_from < last_call - 8 * 86400
+        half = httpx.get(f"{worker.url}/demand", params={"window": "1h",
+                                                         "at": iso(kept_from + 86400)},
+                         timeout=30).json()
+        assert half["complete"] is False and parse_time(half["retained_from"]) == kept_from
         for grade in "12345":
             assert worker.metric_sum("demand_incidents_received_total", grade=grade) == \
                 sum(1 for i in incs.values() if i["grade"] == grade)

@@ -314,3 +314,31 @@ def test_the_real_log_raises_the_same_alerts_live_or_replayed_at_any_speed() -> 
     assert len(want) > 100, "the real log raises alerts"
     assert replayed == want
     assert lived == want
+
+
+def test_surge_compares_the_same_hour_on_the_force_s_clocks_across_the_end_of_summer_time(
+        ) -> None:
+    """Monday 27 Oct 2025 09:00-10:00 in London (GMT, 09:00Z) against Monday 20 Oct
+    09:00-10:00 (BST, 08:00Z): 7 x 24 h earlier would be 10:00-11:00 on last week's clocks."""
+    from datetime import datetime
+
+    def call(iid: str, when: datetime) -> Event:
+        doc = created(iid, grade="4")
+        doc["occurred_at"] = format_time(when.timestamp())
+        return decode(doc)
+
+    this_monday = datetime(2025, 10, 27, 9, 0, tzinfo=w.UTC)
+    last_monday = datetime(2025, 10, 20, 8, 0, tzinfo=w.UTC)  # 09:00 BST
+    assert CONFIG.force.timezone == "Europe/London"
+    events = [call(f"L{n}", last_monday.replace(minute=n)) for n in range(10)] + \
+        [call(f"N{n}", this_monday.replace(minute=n)) for n in range(15)]
+    notes = [n for n in run(events, [this_monday.timestamp() + 7200])
+             if n["rule"] == "DemandSurge"]
+    assert notes and notes[0]["status"] == "firing"
+    assert notes[0]["starts_at"] == this_monday.timestamp() + 14 * 60  # the fifteenth call
+    # The demand view's "same window last week" is the same local hour too.
+    buckets = [(w.minute_of(e.at), {w.cell("4", "999"): 1}) for e in events]
+    shown = w.demand(buckets, 3600, this_monday.timestamp() + 1800, CONFIG.force.zone())
+    assert sum(shown["last_week"].values()) == 10 and sum(shown["current"].values()) == 15
+    assert sum(w.demand(buckets, 3600, this_monday.timestamp() + 1800)["last_week"].values()) \
+        == 0  # what 7 x 24 h in UTC compared it with
