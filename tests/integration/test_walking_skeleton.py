@@ -124,7 +124,9 @@ def test_known_events_give_exact_backlog_dead_letters_and_dedup(ns: Namespace,
         assert health.status_code == 200 and health.json()["status"] == "ok"
     finally:
         took = worker.stop()
-    assert took < 15, f"worker took {took:.1f}s to stop on SIGTERM"
+    # Issue 20: within 10 s of SIGTERM with the broker up (test_broker_outage: down). The
+    # worker also started with a data directory that did not exist (support.Worker).
+    assert took < 10, f"worker took {took:.1f}s to stop on SIGTERM"
 
 
 def test_restarted_worker_restores_backlog_from_changelog(ns: Namespace, workdir: Path) -> None:
