@@ -36,6 +36,46 @@ def expected_open() -> dict[str, str]:
     return out
 
 
+def expected_alerts(workdir: Path) -> set[tuple[str, str, str, str | None]]:
+    """Every alert transition the replayed export raises, from the pure timeline fed the
+    replay's own events in one pass and walked to where an event-time worker's frontier
+    ends (the last event less the grace): what one uninterrupted worker publishes."""
+    from pipeline.config import load_config
+    from pipeline.domain.alerting import alert_record
+    from pipeline.domain.events import event_from_document
+    from pipeline.domain.timeline import AlertTimeline
+    from pipeline.replay import load_mapping, plan
+    from pipeline.settings import Settings
+
+    config = load_config()
+    docs, _ = plan(FILES, load_mapping(str(mapping_file(workdir))), config)
+    events = [event_from_document(d) for d in docs]
+    timeline = AlertTimeline(config, Settings().closed_retention_s)
+    for e in events:
+        timeline.offer(e)
+    notes = timeline.advance(max(e.at for e in events) - config.windows.grace_seconds)[1]
+    return {(r["fingerprint"], r["status"], r["starts_at"], r["ends_at"])
+            for r in map(alert_record, notes)}
+
+
+def published_alerts(ns: Namespace) -> set[tuple[str, str, str, str | None]]:
+    import orjson
+
+    from tests.integration.support import consume_all
+    return {(r["fingerprint"], r["status"], r["starts_at"], r["ends_at"]) for r in (
+        orjson.loads(m.value) for m in consume_all(ns.bootstrap, ns.topic("demand.alerts.v1"),
+                                                   10**6, timeout=5))}
+
+
+def alerts_equal(ns: Namespace, want: set[tuple[str, str, str, str | None]]) -> object:
+    """True once the alerts topic holds exactly ``want`` (a re-sent record is no difference)."""
+    got = published_alerts(ns)
+    if got == want:
+        return True
+    return {"missing": sorted(want - got)[:5], "extra": sorted(got - want)[:5],
+            "counts": (len(got), len(want))}
+
+
 def mapping_file(workdir: Path) -> Path:
     """The shipped DECC mapping, but a reopen with no final close leaves the incident open."""
     text = (REPO / "deploy" / "mappings" / "decc-cad.toml").read_text()
@@ -111,6 +151,9 @@ def test_a_worker_joining_mid_replay_changes_nothing(ns: Namespace, workdir: Pat
         workers.append(Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start())
         assert replay.wait(timeout=300) == 0
         settle(workers, want)
+        alerts = expected_alerts(workdir)
+        wait_true("every alert transition one worker raises, and no other",
+                  lambda: alerts_equal(ns, alerts), timeout=120, interval=2)
         # Nobody was killed, so the counters summed over the workers are one worker's.
         incs = recompute()
         for grade in "12345":
@@ -139,6 +182,9 @@ def test_a_worker_sigkilled_mid_replay_and_restarted_changes_nothing(
         assert replay.wait(timeout=300) == 0
         settle(workers, want)
         print(f"\nkill to correct force-wide views: {time.monotonic() - killed_at:.1f} s")
+        alerts = expected_alerts(workdir)
+        wait_true("every alert transition one worker raises, and no other",
+                  lambda: alerts_equal(ns, alerts), timeout=120, interval=2)
     finally:
         for w in workers:
             w.stop()
