@@ -188,3 +188,48 @@ def test_a_worker_sigkilled_mid_replay_and_restarted_changes_nothing(
     finally:
         for w in workers:
             w.stop()
+
+
+def test_a_replay_in_slices_with_the_worker_idle_between_raises_the_same_alerts(
+        ns: Namespace, workdir: Path, want: dict[str, str]) -> None:
+    """A daily import: the shared weeks in nine --since/--until slices, the worker catching
+    up and idle between them, end as one pass does, alerts included."""
+    docs_first, docs_last = _span(workdir)
+    cuts = [docs_first + (docs_last - docs_first) * n / 9 for n in range(1, 9)]
+    worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start()
+    try:
+        bounds = [None, *cuts, None]
+        for since, until in zip(bounds, bounds[1:], strict=False):
+            window = ([] if since is None else ["--since", iso(since)]) + \
+                ([] if until is None else ["--until", iso(until)])
+            done = subprocess.run([sys.executable, "-m", "pipeline", "replay",
+                                   *map(str, FILES), "--mapping", str(mapping_file(workdir)),
+                                   "--quiet", *window], env=ns.env(), cwd=workdir,
+                                  stdout=subprocess.DEVNULL, timeout=300)
+            assert done.returncode == 0
+            produced = accepted([worker])
+            wait_for("the worker idle after the slice",
+                     lambda produced=produced: _idle(worker, produced),
+                     timeout=120, interval=1)
+        settle([worker], want)
+        alerts = expected_alerts(workdir)
+        wait_true("every alert transition one pass raises, and no other",
+                  lambda: alerts_equal(ns, alerts), timeout=120, interval=2)
+    finally:
+        worker.stop()
+
+
+def _span(workdir: Path) -> tuple[float, float]:
+    from pipeline.config import load_config
+    from pipeline.domain.events import parse_time
+    from pipeline.replay import load_mapping, plan
+
+    docs, _ = plan(FILES, load_mapping(str(mapping_file(workdir))), load_config())
+    return parse_time(docs[0]["occurred_at"]), parse_time(docs[-1]["occurred_at"])
+
+
+def _idle(worker: Worker, before: float) -> bool:
+    """Nothing new folded for three seconds."""
+    now = accepted([worker])
+    time.sleep(3)
+    return accepted([worker]) == now and now >= before
