@@ -75,6 +75,11 @@ class Metrics:
             "demand_state_writes_refused", "Table writes refused because this worker no "
             "longer owns the partition (a rebalance moved it; its new owner re-reads the "
             "events).", registry=registry)
+        self.alert_events_late = Counter(
+            "demand_alert_events_late", "Events that reached the alert timeline after its "
+            "frontier had passed their time: applied at the frontier, so alerts about them are "
+            "stamped later than their own instant (a source or replay faster than the frontier "
+            "allows: docs/alerts.md#limits).", registry=registry)
         self.offsets_skipped = Counter(
             "demand_raw_offsets_skipped", "Raw-topic offsets the consumer passed over that "
             "had still not reached ingest a minute later: their events are lost unless the "

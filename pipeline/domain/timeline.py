@@ -125,6 +125,7 @@ class AlertTimeline:
         self.frontier: float | None = None
         self._held: list[tuple[float, int, str, int, Event]] = []
         self._late: list[Event] = []
+        self.late_count = 0  # events offered after the frontier had passed them
         self._timers: list[tuple[float, int, Any]] = []
         self._due: dict[Any, float] = {}
         self._seq = itertools.count()
@@ -140,6 +141,7 @@ class AlertTimeline:
         it has already passed)."""
         if self.frontier is not None and ev.at <= self.frontier:
             self._late.append(ev)
+            self.late_count += 1
         else:
             heapq.heappush(self._held, (ev.at, RANK[ev.event_type], ev.event_id,
                                         next(self._seq), ev))

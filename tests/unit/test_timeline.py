@@ -224,6 +224,7 @@ def test_an_event_arriving_after_the_frontier_is_applied_there() -> None:
     timeline.offer(decode(created("G1", grade="1")))
     timeline.advance(T0 + 1000)  # fired at 15 min
     timeline.offer(decode(event("G1", "arrived", 10, {})))  # said 10 min, came after 16
+    assert timeline.late_count == 1  # counted: the worker reports it
     changes, notes = timeline.advance(T0 + 1001)
     assert [(n["status"], n["ends_at"]) for n in notes] == [("resolved", T0 + 1000)]
     assert list(changes.values()) == [None]
