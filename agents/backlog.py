@@ -41,6 +41,7 @@ from pipeline.app import (
 )
 from pipeline.domain.backlog import State, fold_event
 from pipeline.domain.clocks import attendance_breached, stage_seconds
+from pipeline.domain.due import DueIndex, breach_due_at, forget_due_at
 from pipeline.domain.events import Event, event_from_document
 from pipeline.domain.incident_state import state_record
 from pipeline.tables import partitioned_table
@@ -87,6 +88,44 @@ def replace(partition: int, incident_id: str, state: State | None) -> None:
         incidents.remove(partition, incident_id)
     else:
         incidents.put(partition, incident_id, state)
+    _note(partition, incident_id, state)
+
+
+class Due:
+    """One partition's incidents by when the clock must next look at them: attendance
+    deadlines still open to a breach, and closed incidents by their last event."""
+
+    def __init__(self, partition: int) -> None:
+        self.breach = DueIndex()
+        self.forget = DueIndex()
+        for incident_id, state in incidents.items_in((partition,)):
+            self.note(incident_id, state)
+
+    def note(self, incident_id: str, state: State | None) -> None:
+        self.breach.set(incident_id, None if state is None else breach_due_at(state, config))
+        self.forget.set(incident_id, None if state is None else forget_due_at(state))
+
+
+_due: dict[int, Due] = {}
+_due_generation = -1
+
+
+def due(partition: int) -> Due:
+    """The partition's due index, built from its table once per assignment (a restore
+    writes the table behind the agents' back), then kept by every write."""
+    global _due_generation
+    if _due_generation != ownership.generation:
+        _due.clear()
+        _due_generation = ownership.generation
+    if partition not in _due:
+        _due[partition] = Due(partition)
+    return _due[partition]
+
+
+def _note(partition: int, incident_id: str, state: State | None) -> None:
+    index = _due.get(partition)
+    if index is not None and _due_generation == ownership.generation:
+        index.note(incident_id, state)
 
 
 def fold(partition: int, ev: Event) -> None:
@@ -122,6 +161,7 @@ async def save() -> None:
             incidents.remove(partition, incident_id)
         else:
             incidents.put(partition, incident_id, state)
+        _note(partition, incident_id, state)
     try:
         for incident_id, (_, state) in changed.items():
             if state is None:

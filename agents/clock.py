@@ -9,7 +9,9 @@ to the right changelog partition) and, for the incidents of *p*:
   partition's event-time watermark minus ``closed_retention_s``), publishing a
   tombstone for each; later events older than the horizon for an incident no
   longer in state are counted late and not applied (see ``forgotten``).
-Alert rules are not evaluated here: agents.alerts walks its own timeline.
+It looks only at what is due (agents.backlog.due: incidents indexed by deadline
+and by last event), never at every incident. Alert rules are not evaluated
+here: agents.alerts walks its own timeline.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from faust import StreamT
 from agents.backlog import (
     check_breach,
     current,
+    due,
     forget_horizon,
-    incidents,
     publish_state,
     replace,
 )
@@ -58,21 +60,32 @@ async def clock(stream: StreamT) -> None:
 
 
 async def on_tick(partition: int, wall: float) -> None:
+    """Breaches and forgetting for what is due now: a tick costs what is due, not what is
+    held (pipeline.domain.due)."""
+    if partition not in ownership.ready():
+        return  # still restoring: its index is built from the table once it is whole
     cutoff = forget_horizon(partition)
     now = effective_now(settings.clock, wall, watermark(partition), config.windows.grace_seconds)
-    for incident_id in incidents.keys_in(partition):
+    index = due(partition)
+    forget = [] if cutoff is None else index.forget.pop_due(cutoff, strictly_before=True)
+    breach = [] if now is None else index.breach.pop_due(now, strictly_before=True)
+    for incident_id in forget:
         # Read afresh: the sends below yield to the backlog agent, which may have
-        # changed this incident since the key list was taken. Between this read and
-        # the write below there is no await, so no update can be lost.
+        # changed this incident since it was found due. Between this read and the
+        # write below there is no await, so no update can be lost.
+        state = current(incident_id)
+        if state and cutoff is not None and due_to_forget(state, cutoff):
+            replace(partition, incident_id, None)
+            await state_topic.send(key=incident_id.encode(), value=None)
+        elif state:
+            index.note(incident_id, state)  # changed since: due again when it says
+    for incident_id in breach:
         state = current(incident_id)
         if not state:
             continue
-        if cutoff is not None and due_to_forget(state, cutoff):
-            replace(partition, incident_id, None)
-            await state_topic.send(key=incident_id.encode(), value=None)
-            continue
-        if now is not None and not state.get("breached"):
-            updated = dict(state)
-            if check_breach(updated, now):
-                replace(partition, incident_id, updated)
-                await publish_state(updated)
+        updated = dict(state)
+        if now is not None and check_breach(updated, now):
+            replace(partition, incident_id, updated)
+            await publish_state(updated)
+        else:
+            index.note(incident_id, state)
