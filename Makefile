@@ -27,6 +27,7 @@ test: install system-deps kafka-fetch $(BENCH_STAMP)  ## Install what is needed,
 
 bench: install kafka-fetch $(BENCH_STAMP)  ## Benchmarks (never part of make test): docs/performance.md
 	$(BIN)/python -m bench.hot_path
+	$(BIN)/python -m bench.backlog_scale
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Quix Streams, the benchmark's peer, pins pydantic below demandflow's: its own venv, with

@@ -65,3 +65,15 @@ def test_quantile_interpolates_like_histogram_quantile() -> None:
     assert quantile(0.5, buckets) == pytest.approx(0.05)
     assert quantile(0.99, buckets) == pytest.approx(0.099)
     assert quantile(0.25, buckets) == pytest.approx(0.03)
+
+
+def test_backlog_scale_bench_runs_and_reports_each_size(capsys, monkeypatch) -> None:
+    from bench import backlog_scale
+
+    monkeypatch.setattr(backlog_scale, "SIZES", (300,))
+    monkeypatch.setattr(backlog_scale, "MEASURED_EVENTS", 200)
+    monkeypatch.setattr(backlog_scale, "TICKS", 5)
+    backlog_scale.main()
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith("300"))
+    assert len(row.split()) == 6 and "old/new tick" in out
