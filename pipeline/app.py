@@ -15,6 +15,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from pipeline import topics
+from pipeline.auth import check_exposure, middleware, read_token
 from pipeline.config import load_config
 from pipeline.metrics import Metrics
 from pipeline.ownership import Ownership
@@ -23,6 +24,8 @@ from pipeline.tables import PartitionedTable, durable
 
 settings = get_settings()
 config = load_config(settings.config_path)
+view_token = read_token(settings.view_token_file)
+exposure = check_exposure(settings.web_host, view_token, settings.allow_unauthenticated_views)
 registry = CollectorRegistry()
 metrics = Metrics(registry, config)
 
@@ -40,6 +43,9 @@ app = faust.App(
     # only ever read owned partitions (pipeline.ownership), so copies are never counted.
     table_standby_replicas=settings.standby_replicas,
     web_bind=settings.web_host,
+    # Views with incident data need the bearer token when one is configured (pipeline.auth).
+    web_application_options={"middlewares": [middleware(view_token,
+                                                        settings.metrics_require_token)]},
     web_port=settings.web_port,
     web_host=settings.web_host,
     # Where other workers reach this one's views (force-wide answers fan out to owners).

@@ -28,7 +28,7 @@ import httpx
 
 from agents import windows
 from agents.backlog import incidents
-from pipeline.app import app, config, ownership, settings
+from pipeline.app import app, config, ownership, settings, view_token
 from pipeline.domain.backlog import oldest_open, summarise
 from pipeline.domain.merge import counts_to_json, summary_to_json
 from pipeline.domain.windows import WEEK, demand
@@ -100,7 +100,9 @@ async def gather(view: str, q: Mapping[str, str]) -> Gathered:
         if theirs and str(url).rstrip("/") != me:
             asks.append((str(url).rstrip("/"), sorted(theirs)))
     if asks:
-        async with httpx.AsyncClient(timeout=TIMEOUT_S) as client:
+        # Workers share the view token: another worker's /internal view needs it too.
+        headers = {"Authorization": f"Bearer {view_token}"} if view_token else {}
+        async with httpx.AsyncClient(timeout=TIMEOUT_S, headers=headers) as client:
             replies = await asyncio.gather(*(_ask(client, url, view, ps, q) for url, ps in asks))
         for reply in replies:
             for p, a in reply.items():

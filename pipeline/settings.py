@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # The URL other workers reach this one at (force-wide views ask each partition's
     # owner); default http://<web_host>:<web_port>. Set it when web_host is 0.0.0.0.
     advertised_url: str | None = None
+    # Who may read the views (pipeline.auth, docs/security.md): a bearer token in this file
+    # guards /backlog, /incidents, /demand and /internal (and /metrics if asked). Without
+    # one, web_host must be loopback unless allow_unauthenticated_views says so on purpose.
+    view_token_file: Path | None = None
+    metrics_require_token: bool = False
+    allow_unauthenticated_views: bool = False
     store: str = "memory://"
     data_dir: Path = Path(".run/worker-data")
     config_path: Path | None = None  # None: the shipped default demand.toml

@@ -12,6 +12,7 @@ and their checks need; the default is now.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faust import web
@@ -20,7 +21,8 @@ from agents import windows
 from agents.backlog import incidents
 from agents.snapshots import backlog_document, pairs
 from pipeline import forcewide
-from pipeline.app import app, config, ownership, registry, settings
+from pipeline.app import app, config, exposure, ownership, registry, settings, view_token
+from pipeline.auth import LOOPBACK
 from pipeline.brokerwatch import BrokerWatch
 from pipeline.domain.events import format_time, parse_time
 from pipeline.domain.merge import merge_counts, merge_oldest
@@ -33,6 +35,14 @@ registry.register(BacklogCollector(config, lambda: incidents.values_in(ownership
 
 
 broker = BrokerWatch.for_bootstrap(settings.bootstrap_servers)
+log = logging.getLogger(__name__)
+
+
+@app.task
+async def say_who_may_read() -> None:
+    """Say at start how the views are protected (never the token itself)."""
+    loud = view_token is None and settings.web_host not in LOOPBACK
+    log.log(logging.WARNING if loud else logging.INFO, exposure)
 
 
 @app.timer(2.0)

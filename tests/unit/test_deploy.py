@@ -125,6 +125,17 @@ def test_kubernetes_manifests_build_with_probes_and_a_disruption_budget() -> Non
     [container] = pod["spec"]["containers"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    # Security review (issue 15): non-root, read-only root, no capabilities, limits, and the
+    # view token from a Secret, not from the manifests.
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "view-token")
+    assert env["DEMANDFLOW_VIEW_TOKEN_FILE"].startswith(mount["mountPath"])
+    secret = next(v for v in pod["spec"]["volumes"] if v["name"] == "view-token")["secret"]
+    assert secret["secretName"] == "demandflow-view-token"
     pdb = docs["PodDisruptionBudget"]["spec"]
     assert pdb["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert docs["Service"]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
