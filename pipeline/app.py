@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from pipeline import topics
 from pipeline.auth import check_exposure, middleware, read_token
 from pipeline.config import load_config
+from pipeline.kafkasecurity import faust_credentials
 from pipeline.metrics import Metrics
 from pipeline.ownership import Ownership
 from pipeline.settings import get_settings
@@ -39,6 +40,8 @@ app = faust.App(
     # Topics are created by pipeline.topics.ensure_topics; Faust creates only its
     # own internal ones (changelogs).
     topic_allow_declare=True,
+    # TLS / SASL / mutual TLS from settings (pipeline.kafkasecurity).
+    broker_credentials=faust_credentials(settings),
     # A standby keeps a warm copy of another worker's partitions for takeover; readers
     # only ever read owned partitions (pipeline.ownership), so copies are never counted.
     table_standby_replicas=settings.standby_replicas,

@@ -175,6 +175,7 @@ def run_replay(files: list[Path], mapping_path: str, speed: float | None,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from pipeline.config import load_config
+    from pipeline.kafkasecurity import kafka_python
     from pipeline.settings import get_settings
     from pipeline.topics import RAW, ensure_topics, topic_name
 
@@ -191,8 +192,7 @@ def run_replay(files: list[Path], mapping_path: str, speed: float | None,
     except ValueError as exc:
         raise DemandflowError("--since/--until must be RFC 3339 instants") from exc
     ensure_topics(settings)
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers.split(","),
-                             linger_ms=20, acks="all")
+    producer = KafkaProducer(**kafka_python(settings), linger_ms=20, acks="all")
     topic = topic_name(settings, RAW)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]replay[/]"), BarColumn(), MofNCompleteColumn(),

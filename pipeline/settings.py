@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     app_id: str = Field(default="demandflow", pattern=r"^[a-z0-9][a-z0-9._-]*$")
     # Namespaces every topic (e.g. per test run or per environment); empty in production.
     topic_prefix: str = Field(default="", pattern=r"^[a-z0-9._-]*$")
+    # Security (pipeline.kafkasecurity; docs/security.md): every client uses these.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
+        "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password_file: Path | None = None  # a file: never the password itself
+    kafka_ca_file: Path | None = None
+    kafka_cert_file: Path | None = None  # with kafka_key_file: mutual TLS
+    kafka_key_file: Path | None = None
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
 

@@ -178,11 +178,11 @@ def run_simulator(opts: SimulatorOptions, send: Callable[[bytes, bytes], None] |
     if send is None:
         from kafka import KafkaProducer
 
+        from pipeline.kafkasecurity import kafka_python
         from pipeline.topics import RAW, ensure_topics, topic_name
 
         ensure_topics(settings)
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers.split(","),
-                                 linger_ms=5, acks="all")
+        producer = KafkaProducer(**kafka_python(settings), linger_ms=5, acks="all")
         topic = topic_name(settings, RAW)
 
         def send(key: bytes, value: bytes) -> None:

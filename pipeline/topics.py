@@ -16,6 +16,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
 from pipeline.errors import KafkaSetupError
+from pipeline.kafkasecurity import diagnosed, kafka_python, why_unreachable
 from pipeline.settings import Settings
 
 RAW = "incidents.raw.v1"
@@ -79,13 +80,16 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     something to paper over: its changelogs would not line up.
     """
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers.split(","),
-            client_id=f"{settings.app_id}-admin",
-            request_timeout_ms=int(timeout_s * 1000),
-        )
+        with diagnosed(settings) as said:
+            admin = KafkaAdminClient(
+                **kafka_python(settings),
+                client_id=f"{settings.app_id}-admin",
+                request_timeout_ms=int(timeout_s * 1000),
+            )
     except KafkaError as exc:
-        raise KafkaSetupError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+        raise KafkaSetupError(f"cannot reach Kafka at {settings.bootstrap_servers}: "
+                              f"{why_unreachable(settings, said.messages)} "
+                              f"({type(exc).__name__})") from exc
     try:
         wanted = {topic_name(settings, s.name): s for s in SPECS}
         existing = set(admin.list_topics())

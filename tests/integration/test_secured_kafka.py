@@ -1,0 +1,99 @@
+"""The pipeline over a secured Kafka (issue 15): SASL_SSL with SCRAM-SHA-512, a CA made on the
+spot, the password read from a file. Real broker (deploy/kafka/kafka.sh with
+DEMANDFLOW_KAFKA_SECURITY=sasl_ssl), real worker and replay."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from kafka import KafkaConsumer
+
+from tests.integration.support import REPO, Namespace, Worker, wait_for
+from tests.integration.test_broker_outage import _low_port
+
+pytestmark = pytest.mark.integration
+SCRIPT = REPO / "deploy" / "kafka" / "kafka.sh"
+SAMPLE = REPO / "deploy" / "samples" / "decc-week41.csv.gz"
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = _low_port()
+    env = {**os.environ, "DEMANDFLOW_KAFKA_PORT": str(port), "DEMANDFLOW_KAFKA_SECURITY":
+           "sasl_ssl", "DEMANDFLOW_KAFKA_RUN_DIR": str(tmp_path / "kafka")}
+    env.pop("DEMANDFLOW_BOOTSTRAP_SERVERS", None)
+    subprocess.run([str(SCRIPT), "start"], env=env, check=True, timeout=300,
+                   capture_output=True)
+    try:
+        yield f"127.0.0.1:{port}", tmp_path / "kafka" / "tls"
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], env=env, timeout=120, capture_output=True)
+
+
+def test_events_in_backlog_and_alerts_out_over_sasl_ssl(secured: tuple[str, Path],
+                                                         workdir: Path) -> None:
+    bootstrap, tls = secured
+    ns = Namespace(bootstrap)
+    client = {"DEMANDFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+              "DEMANDFLOW_KAFKA_USERNAME": "demandflow",
+              "DEMANDFLOW_KAFKA_PASSWORD_FILE": str(tls / "demandflow.password"),
+              "DEMANDFLOW_KAFKA_CA_FILE": str(tls / "ca.pem")}
+    worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event", **client).start()
+    try:
+        report = workdir / "report.json"
+        subprocess.run([sys.executable, "-m", "pipeline", "replay", str(SAMPLE), "--mapping",
+                        "decc-cad", "--quiet", "--report", str(report)], env=ns.env(**client),
+                       cwd=workdir, check=True, timeout=300, stdout=subprocess.DEVNULL)
+        produced = orjson.loads(report.read_bytes())["events_produced"]
+        assert produced > 1000
+        wait_for("every replayed event folded", lambda: worker.metric_sum(
+            "demand_events_total", outcome="accepted") == produced, timeout=180, interval=1)
+        backlog = httpx.get(f"{worker.url}/backlog", timeout=30).json()
+        assert backlog["complete"] is True
+        consumer = KafkaConsumer(
+            ns.topic("demand.alerts.v1"), bootstrap_servers=bootstrap, group_id=None,
+            auto_offset_reset="earliest", consumer_timeout_ms=5000,
+            security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username="demandflow",
+            sasl_plain_password=(tls / "demandflow.password").read_text().strip(),
+            ssl_cafile=str(tls / "ca.pem"))
+
+        def alerts() -> int:
+            return sum(1 for _ in consumer)
+        assert wait_for("alerts on the topic", alerts, timeout=120, interval=1) > 0
+        consumer.close()
+    finally:
+        worker.stop()
+    secret = (tls / "demandflow.password").read_text().strip()
+    assert secret not in worker.log_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize(("command", "wrong", "named"), [
+    (["topics"], "password", "DEMANDFLOW_KAFKA_PASSWORD_FILE"),
+    (["worker"], "ca", "DEMANDFLOW_KAFKA_CA_FILE"),
+])
+def test_a_wrong_password_or_an_untrusted_certificate_is_one_clear_line(
+        secured: tuple[str, Path], workdir: Path, command: list[str], wrong: str,
+        named: str) -> None:
+    bootstrap, tls = secured
+    bad = workdir / "bad"
+    bad.write_text("not-the-password" if wrong == "password" else
+                   Path("/etc/ssl/certs/ca-certificates.crt").read_text())
+    env = Namespace(bootstrap).env(
+        DEMANDFLOW_KAFKA_SECURITY_PROTOCOL="SASL_SSL", DEMANDFLOW_KAFKA_USERNAME="demandflow",
+        DEMANDFLOW_KAFKA_PASSWORD_FILE=str(bad if wrong == "password"
+                                           else tls / "demandflow.password"),
+        DEMANDFLOW_KAFKA_CA_FILE=str(bad if wrong == "ca" else tls / "ca.pem"))
+    done = subprocess.run([sys.executable, "-m", "pipeline", *command], env=env, cwd=workdir,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and named in lines[0], lines
+    assert (tls / "demandflow.password").read_text().strip() not in done.stdout + done.stderr
