@@ -27,7 +27,6 @@ import os
 import time
 
 from faust import StreamT
-from faust.types import TP
 
 from agents import backlog
 from agents.deadletters import guard_failed, send_dead_letter
@@ -51,7 +50,7 @@ from pipeline.topics import partition_for
 
 AGENT = "ingest"
 log = logging.getLogger(__name__)
-_gaps = OffsetGaps(overdue_s=20.0)
+_gaps = OffsetGaps()
 
 
 @app.agent(raw_topic, name=AGENT)
@@ -78,41 +77,14 @@ async def ingest(stream: StreamT) -> None:
 
 
 @app.timer(10.0)
-async def recover_skipped_offsets() -> None:
-    """Read again, from the first missing offset, raw records the consumer passed over and
-    never delivered; say so once per range.
-
-    Seen at a worker's start after a SIGKILL and after a broker restart: Faust resumes
-    the consumer's flow while restoring tables, so records fetched from the committed
-    offset reach the stream queues, and the queues are cleared when the streams resume
-    (after the seek to the committed offsets), while the consumer's read offset has
-    moved past them: a run of records (35 per partition in one case) is never delivered
-    (docs/state.md#limits). Offsets are committed only up to the first record not yet
-    folded, and folding again what follows changes nothing (the fold is idempotent), so
-    the partition is paused (records of a paused partition are not handed over, even
-    from a batch already fetched), moved back to the first missing offset, and resumed.
-    """
-    overdue = _gaps.overdue(time.monotonic())
-    if not overdue:
-        return
-    first: dict[int, int] = {}
-    for partition, start, last in overdue:
-        metrics.offsets_skipped.inc(last - start + 1)
+async def report_skipped_offsets() -> None:
+    """Say so, once, when raw records the consumer passed over have still not arrived."""
+    for partition, first, last in _gaps.overdue(time.monotonic()):
+        metrics.offsets_skipped.inc(last - first + 1)
         log.error("%s[%d]: offsets %d-%d never reached ingest (%.0f s after the consumer "
-                  "passed over them): reading the partition again from offset %d",
-                  raw_topic.get_topic_name(), partition, start, last, _gaps.overdue_s, start)
-        first[partition] = min(start, first.get(partition, start))
-    tps = {p: TP(raw_topic.get_topic_name(), p) for p in first if ownership.owns(p)}
-    if not tps:
-        return
-    consumer = app.consumer
-    consumer.pause_partitions(tps.values())
-    try:
-        await asyncio.sleep(1.0)  # a batch already fetched for them goes by undelivered
-        for partition, tp in tps.items():
-            await consumer.seek(tp, first[partition])
-    finally:
-        consumer.resume_partitions(tps.values())
+                  "passed over them); those of their events the partition's previous owner had "
+                  "not made durable are lost: replay that range", raw_topic.get_topic_name(),
+                  partition, first, last, _gaps.overdue_s)
 
 
 async def _to_alert_input(progress: dict[int, int], accepted: list[tuple[int, int, bytes]]) -> None:

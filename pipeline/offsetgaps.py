@@ -3,12 +3,12 @@
 Kafka gives a partition's records consecutive offsets, so an agent handed offset
 1,721 right after 1,633 on one partition has 87 records outstanding. Usually they
 still come (after a takeover the consumer can hand over records from two fetch
-positions out of order). Seen after a broker restart and at a worker's start
-(docs/state.md, limits): they never came until the worker restarted. This finds
-them: a range still outstanding ``overdue_s`` after it was passed over is
-reported once, and ingest reads the partition again from its first offset.
-(Offsets also jump, legitimately, over a transactional producer's control records
-and over records deleted by retention before they were read.)
+positions out of order). Seen after a broker restart (docs/state.md, limits): they
+never came, and the events among them were lost for good. This cannot bring them
+back; it makes a loss loud: a range still outstanding ``overdue_s`` after it was
+passed over is reported once. (Offsets also jump, legitimately, over a
+transactional producer's control records and over records deleted by retention
+before they were read.)
 """
 
 from __future__ import annotations
