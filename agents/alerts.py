@@ -62,6 +62,7 @@ from pipeline.domain.alerting import Active, alert_record, alertmanager_payload
 from pipeline.domain.timeline import AlertTimeline, Changes
 from pipeline.domain.windows import FUTURE_TOLERANCE_S
 from pipeline.metrics import AlertsCollector
+from pipeline.passedover import PassedOver, settle_range
 from pipeline.tables import partitioned_table
 
 AGENT = "alerts"
@@ -192,15 +193,22 @@ class Evaluation:
             saved.put(PARTITION, "frontier", frontier)
 
     def acknowledge(self) -> None:
-        """Acknowledge the records whose events are all applied and saved."""
+        """Acknowledge, in offset order, the records whose events are all applied and saved.
+
+        In order, stopping at the first record still waiting: Faust commits past a
+        single unacknowledged record at the head of its acked offsets (faust-streaming
+        0.15, ``Consumer._new_offset``: it only stalls when the head gap is two or more),
+        so acknowledging a later record first could commit an unapplied one, and a
+        takeover would never apply it (found by reading the code after a SIGKILL test
+        ended one alert episode short)."""
         frontier = self.timeline.frontier
-        keep = []
+        done = 0
         for newest, record in self.unacked:
-            if newest == -math.inf or (frontier is not None and newest <= frontier):
-                record.ack()
-            else:
-                keep.append((newest, record))
-        self.unacked = keep
+            if not (newest == -math.inf or (frontier is not None and newest <= frontier)):
+                break
+            record.ack()
+            done += 1
+        del self.unacked[:done]
 
 
 _late_said_at = 0.0
@@ -220,6 +228,8 @@ def _say_late(total: int) -> None:
 
 
 _evaluation: Evaluation | None = None
+_passed_over = PassedOver(alert_input_topic.get_topic_name(), settings,
+                          metrics.offsets_passed_over)
 _lock = asyncio.Lock()
 registry.register(AlertsCollector(
     config,
@@ -247,13 +257,30 @@ async def evaluator(stream: StreamT) -> None:
         async with _lock:
             if not evaluating():
                 continue  # not acknowledged: the partition's owner reads it again
-            try:
-                batch = alertinput.decode(record.message.value)
-            except Exception as exc:  # guard: one record must never crash the agent
-                await guard_failed(AGENT, record.message, exc)
-                record.ack()
-                continue
-            _current().take(batch, record)
+            for missing in await _passed_over.before(ownership.generation, record.message,
+                                                     app.consumer, settle=False):
+                missing.on_ack = _settle_later(missing)
+                await _take(missing, missing)
+            await _take(record.message, record)
+
+
+def _settle_later(record: Any) -> Any:
+    """Once a read-again record is applied: count it done in Faust's commit bookkeeping."""
+    def ack() -> None:
+        asyncio.ensure_future(settle_range(app.consumer, record.topic, record.partition,
+                                           record.offset, record.offset))
+    return ack
+
+
+async def _take(message: Any, record: Any) -> None:
+    """Offer one alert-input record's events to the evaluation; ``record`` is acked later."""
+    try:
+        batch = alertinput.decode(message.value)
+    except Exception as exc:  # guard: one record must never crash the agent
+        await guard_failed(AGENT, message, exc)
+        _current().unacked.append((-math.inf, record))  # acked in its turn, not before
+        return
+    _current().take(batch, record)
 
 
 @app.timer(ADVANCE_EVERY_S)

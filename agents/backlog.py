@@ -44,6 +44,7 @@ from pipeline.domain.clocks import attendance_breached, stage_seconds
 from pipeline.domain.due import DueIndex, breach_due_at, forget_due_at
 from pipeline.domain.events import Event, event_from_document
 from pipeline.domain.incident_state import state_record
+from pipeline.passedover import PassedOver
 from pipeline.tables import partitioned_table
 
 AGENT = "backlog"
@@ -57,6 +58,7 @@ Changed = dict[str, tuple[int, State | None]]  # incident id -> (partition, stat
 # folded by both agents, or marked breached by the clock, in that gap would have one
 # write overwrite the other.
 _pending: Changed = {}
+_passed_over = PassedOver(rekey_topic.get_topic_name(), settings, metrics.offsets_passed_over)
 
 
 @app.agent(rekey_topic, name=AGENT)
@@ -67,12 +69,19 @@ async def backlog(stream: StreamT) -> None:
             for event in batch:
                 if not ownership.owns(event.message.partition):
                     continue  # moved in a rebalance: its new owner reads it again
-                try:
-                    ev = event_from_document(orjson.loads(event.message.value))
-                    fold(event.message.partition, ev)
-                except Exception as exc:  # guard: one record must never crash the agent
-                    await guard_failed(AGENT, event.message, exc)
+                for record in await _passed_over.before(ownership.generation, event.message,
+                                                        app.consumer):
+                    await _fold_record(record)
+                await _fold_record(event.message)
             await save()
+        await _passed_over.settle(app.consumer)
+
+
+async def _fold_record(message) -> None:  # type: ignore[no-untyped-def]
+    try:
+        fold(message.partition, event_from_document(orjson.loads(message.value)))
+    except Exception as exc:  # guard: one record must never crash the agent
+        await guard_failed(AGENT, message, exc)
 
 
 def current(incident_id: str) -> State | None:

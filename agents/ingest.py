@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 
 from faust import StreamT
 
@@ -45,12 +44,12 @@ from pipeline.app import (
 )
 from pipeline.domain.events import Event, decode_event
 from pipeline.errors import InvalidEvent
-from pipeline.offsetgaps import OffsetGaps
+from pipeline.passedover import PassedOver
 from pipeline.topics import partition_for
 
 AGENT = "ingest"
 log = logging.getLogger(__name__)
-_gaps = OffsetGaps()
+_passed_over = PassedOver(raw_topic.get_topic_name(), settings, metrics.offsets_passed_over)
 
 
 @app.agent(raw_topic, name=AGENT)
@@ -64,27 +63,23 @@ async def ingest(stream: StreamT) -> None:
                 message = event.message
                 if not ownership.owns(message.partition):
                     continue  # moved in a rebalance: its new owner reads it again
-                _gaps.check(ownership.generation, message.partition, message.offset,
-                            time.monotonic())
-                progress[message.partition] = message.offset
-                try:
-                    if await _handle(message) is not None:
-                        accepted.append((message.partition, message.offset, message.value))
-                except Exception as exc:  # guard: one record must never crash the agent
-                    await guard_failed(AGENT, message, exc)
+                for record in await _passed_over.before(ownership.generation, message,
+                                                        app.consumer):
+                    await _take(record, progress, accepted)
+                await _take(message, progress, accepted)
             await backlog.save()
             await _to_alert_input(progress, accepted)
+        await _passed_over.settle(app.consumer)
 
 
-@app.timer(10.0)
-async def report_skipped_offsets() -> None:
-    """Say so, once, when raw records the consumer passed over have still not arrived."""
-    for partition, first, last in _gaps.overdue(time.monotonic()):
-        metrics.offsets_skipped.inc(last - first + 1)
-        log.error("%s[%d]: offsets %d-%d never reached ingest (%.0f s after the consumer "
-                  "passed over them); those of their events the partition's previous owner had "
-                  "not made durable are lost: replay that range", raw_topic.get_topic_name(),
-                  partition, first, last, _gaps.overdue_s)
+async def _take(message, progress: dict[int, int],  # type: ignore[no-untyped-def]
+                accepted: list[tuple[int, int, bytes]]) -> None:
+    progress[message.partition] = message.offset
+    try:
+        if await _handle(message) is not None:
+            accepted.append((message.partition, message.offset, message.value))
+    except Exception as exc:  # guard: one record must never crash the agent
+        await guard_failed(AGENT, message, exc)
 
 
 async def _to_alert_input(progress: dict[int, int], accepted: list[tuple[int, int, bytes]]) -> None:

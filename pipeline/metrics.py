@@ -80,12 +80,12 @@ class Metrics:
             "frontier had passed their time: applied at the frontier, so alerts about them are "
             "stamped later than their own instant (a source or replay faster than the frontier "
             "allows: docs/alerts.md#limits).", registry=registry)
-        self.offsets_skipped = Counter(
-            "demand_raw_offsets_skipped", "Raw-topic offsets the consumer passed over that "
-            "had still not reached ingest a minute later: their events are lost unless the "
-            "partition's previous owner had made them durable (also counts transactional "
-            "control records and records expired before they were read).",
-            registry=registry)
+        self.offsets_passed_over = Counter(
+            "demand_offsets_passed_over", "Offsets of an input topic the consumer passed "
+            "over without handing them to the agent, which then read them from the log itself "
+            "(pipeline.passedover; a Faust recovery race, docs/state.md). Also counts "
+            "transactional control records and records expired before they were read.",
+            ["topic"], registry=registry)
         self.agent_errors = Counter(
             "demand_agent_errors", "Unexpected errors caught per event by an agent's guard.",
             ["agent"], registry=registry)
