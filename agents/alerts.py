@@ -47,6 +47,7 @@ from faust.types import TP, EventT
 
 from agents.deadletters import guard_failed
 from pipeline import alertinput
+from pipeline.alertmanagerauth import client_options
 from pipeline.app import (
     alert_input_topic,
     alerts_topic,
@@ -66,6 +67,8 @@ from pipeline.passedover import PassedOver, settle_range
 from pipeline.tables import partitioned_table
 
 AGENT = "alerts"
+# Read at start: a missing secret stops the worker with one line, not every delivery later.
+ALERTMANAGER_CLIENT = client_options(settings) if settings.alertmanager_url else {}
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 ADVANCE_EVERY_S = 1.0
 PARTITION = 0  # the alert input's one partition, and its table's
@@ -338,7 +341,7 @@ async def _advance(evaluation: Evaluation, highwaters: dict[int, int],
 
 @app.agent(alerts_topic, name="notifier")
 async def notifier(stream: StreamT) -> None:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, **ALERTMANAGER_CLIENT) as client:
         async for event in stream.events():
             try:
                 record = orjson.loads(event.message.value)
@@ -370,6 +373,9 @@ async def deliver(client: httpx.AsyncClient, records: list[dict[str, Any]],
                 metrics.notifications.labels("delivered").inc(len(records))
                 return
             problem = f"HTTP {response.status_code}"
+            if response.status_code in (401, 403):
+                problem += (" (Alertmanager refused our credentials: DEMANDFLOW_ALERTMANAGER_"
+                            "USERNAME / _PASSWORD_FILE or _BEARER_TOKEN_FILE)")
         except httpx.HTTPError as exc:
             problem = type(exc).__name__
         metrics.notifications.labels("failed").inc(len(records))
@@ -388,5 +394,5 @@ async def resend_firing() -> None:
         return
     firing = [r for r in notified.values() if r]
     if firing:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, **ALERTMANAGER_CLIENT) as client:
             await deliver(client, firing, retry=False)

@@ -22,7 +22,8 @@ from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
 
-def _read(path: Any, setting: str) -> str:
+def read_secret(path: Any, setting: str) -> str:
+    """A secret's file's content, stripped; a clear one-line error naming the setting."""
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
@@ -43,7 +44,7 @@ def password(settings: Settings) -> str | None:
     if settings.kafka_password_file is None:
         raise ConfigError("DEMANDFLOW_KAFKA_PASSWORD_FILE: required with "
                           f"DEMANDFLOW_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}")
-    return _read(settings.kafka_password_file, "DEMANDFLOW_KAFKA_PASSWORD_FILE")
+    return read_secret(settings.kafka_password_file, "DEMANDFLOW_KAFKA_PASSWORD_FILE")
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -54,7 +55,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
                           ("DEMANDFLOW_KAFKA_CERT_FILE", settings.kafka_cert_file),
                           ("DEMANDFLOW_KAFKA_KEY_FILE", settings.kafka_key_file)):
         if path is not None:
-            _read(path, setting)  # a clear line now rather than an SSL error later
+            read_secret(path, setting)  # a clear line now rather than an SSL error later
     context = ssl.create_default_context(
         cafile=str(settings.kafka_ca_file) if settings.kafka_ca_file else None)
     if settings.kafka_cert_file or settings.kafka_key_file:

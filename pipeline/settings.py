@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     # the alerts topic. Firing alerts are re-sent every alert_resend_s and stay valid for
     # alert_valid_for_s, so Alertmanager resolves them by itself if the worker disappears.
     alertmanager_url: str | None = None
+    # Authentication to it (pipeline.alertmanagerauth): a bearer token, or a user name and
+    # password, each from a file; a CA bundle to trust for https.
+    alertmanager_bearer_token_file: Path | None = None
+    alertmanager_username: str | None = None
+    alertmanager_password_file: Path | None = None
+    alertmanager_ca_file: Path | None = None
     alert_resend_s: float = Field(default=30.0, gt=0)
     alert_valid_for_s: float = Field(default=180.0, gt=0)
 

@@ -65,7 +65,12 @@ class Receiver:
 class Alertmanager:
     """The shipped routing config, webhooks pointed at ``receiver``, timings shortened."""
 
-    def __init__(self, workdir: Path, receiver: Receiver) -> None:
+    def __init__(self, workdir: Path, receiver: Receiver, web_config: Path | None = None,
+                 client: dict[str, Any] | None = None) -> None:
+        """``web_config``: Alertmanager's --web.config.file (TLS, basic auth); ``client``:
+        what the harness itself connects with (httpx options) when that is set."""
+        self.web_config = web_config
+        self.client = client or {}
         config = yaml.safe_load(SHIPPED.read_text())
         for r in config["receivers"]:
             for hook in r["webhook_configs"]:
@@ -81,13 +86,15 @@ class Alertmanager:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.web_config else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> Alertmanager:
         self.log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [binary(), f"--config.file={self.config_path}", f"--storage.path={self.storage}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
+             *([f"--web.config.file={self.web_config}"] if self.web_config else [])],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for("alertmanager ready", lambda: self._ready(), timeout=30)
         return self
@@ -96,7 +103,10 @@ class Alertmanager:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"alertmanager exited:\n{self.log_path.read_text()[-3000:]}")
-        return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+        try:
+            return httpx.get(f"{self.url}/-/ready", timeout=2, **self.client).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
