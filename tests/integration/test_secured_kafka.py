@@ -1,6 +1,7 @@
 """The pipeline over a secured Kafka (issue 15): SASL_SSL with SCRAM-SHA-512, a CA made on the
-spot, the password read from a file. Real broker (deploy/kafka/kafka.sh with
-DEMANDFLOW_KAFKA_SECURITY=sasl_ssl), real worker and replay."""
+spot, the password read from a file; and mutual TLS (a client certificate required). Real
+broker (deploy/kafka/kafka.sh with DEMANDFLOW_KAFKA_SECURITY=sasl_ssl or mtls), real worker
+and replay."""
 
 from __future__ import annotations
 
@@ -25,9 +26,18 @@ SAMPLE = REPO / "deploy" / "samples" / "decc-week41.csv.gz"
 
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    yield from _broker(tmp_path, "sasl_ssl")
+
+
+@pytest.fixture
+def mutual_tls(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    yield from _broker(tmp_path, "mtls")
+
+
+def _broker(tmp_path: Path, security: str) -> Iterator[tuple[str, Path]]:
     port = _low_port()
     env = {**os.environ, "DEMANDFLOW_KAFKA_PORT": str(port), "DEMANDFLOW_KAFKA_SECURITY":
-           "sasl_ssl", "DEMANDFLOW_KAFKA_RUN_DIR": str(tmp_path / "kafka")}
+           security, "DEMANDFLOW_KAFKA_RUN_DIR": str(tmp_path / "kafka")}
     env.pop("DEMANDFLOW_BOOTSTRAP_SERVERS", None)
     subprocess.run([str(SCRIPT), "start"], env=env, check=True, timeout=300,
                    capture_output=True)
@@ -97,3 +107,33 @@ def test_a_wrong_password_or_an_untrusted_certificate_is_one_clear_line(
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and named in lines[0], lines
     assert (tls / "demandflow.password").read_text().strip() not in done.stdout + done.stderr
+
+
+def test_events_in_and_backlog_out_over_mutual_tls(mutual_tls: tuple[str, Path],
+                                                   workdir: Path) -> None:
+    """The broker requires a client certificate: the worker and the replay present theirs;
+    a client without one is refused with a non-zero exit."""
+    bootstrap, tls = mutual_tls
+    ns = Namespace(bootstrap)
+    client = {"DEMANDFLOW_KAFKA_SECURITY_PROTOCOL": "SSL",
+              "DEMANDFLOW_KAFKA_CA_FILE": str(tls / "ca.pem"),
+              "DEMANDFLOW_KAFKA_CERT_FILE": str(tls / "client.crt"),
+              "DEMANDFLOW_KAFKA_KEY_FILE": str(tls / "client.key")}
+    worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event", **client).start()
+    try:
+        report = workdir / "report.json"
+        subprocess.run([sys.executable, "-m", "pipeline", "replay", str(SAMPLE), "--mapping",
+                        "decc-cad", "--quiet", "--report", str(report)], env=ns.env(**client),
+                       cwd=workdir, check=True, timeout=300, stdout=subprocess.DEVNULL)
+        produced = orjson.loads(report.read_bytes())["events_produced"]
+        wait_for("every replayed event folded", lambda: worker.metric_sum(
+            "demand_events_total", outcome="accepted") == produced, timeout=180, interval=1)
+        backlog = httpx.get(f"{worker.url}/backlog", timeout=30).json()
+        assert backlog["complete"] is True
+    finally:
+        worker.stop()
+    without_cert = {k: v for k, v in client.items() if "CERT" not in k and "KEY" not in k}
+    done = subprocess.run([sys.executable, "-m", "pipeline", "topics"],
+                          env=ns.env(**without_cert), cwd=workdir, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0, done.stdout + done.stderr
