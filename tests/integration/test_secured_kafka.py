@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from tests.integration.support import REPO, Namespace, Worker, wait_for
 from tests.integration.test_broker_outage import _low_port
@@ -49,13 +49,23 @@ def _broker(tmp_path: Path, security: str) -> Iterator[tuple[str, Path]]:
 
 def test_events_in_backlog_and_alerts_out_over_sasl_ssl(secured: tuple[str, Path],
                                                          workdir: Path) -> None:
+    """The walking path over SASL_SSL, the views behind a token; and neither secret leaks:
+    not in the worker's log, /metrics, its command line, the views or a dead letter."""
     bootstrap, tls = secured
     ns = Namespace(bootstrap)
+    password = (tls / "demandflow.password").read_text().strip()
+    token = "view-" + os.urandom(12).hex()
+    (workdir / "view.token").write_text(token)
     client = {"DEMANDFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
               "DEMANDFLOW_KAFKA_USERNAME": "demandflow",
               "DEMANDFLOW_KAFKA_PASSWORD_FILE": str(tls / "demandflow.password"),
               "DEMANDFLOW_KAFKA_CA_FILE": str(tls / "ca.pem")}
-    worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event", **client).start()
+    worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event",
+                    DEMANDFLOW_VIEW_TOKEN_FILE=str(workdir / "view.token"), **client).start()
+    kafka = {"bootstrap_servers": bootstrap, "security_protocol": "SASL_SSL",
+             "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "demandflow",
+             "sasl_plain_password": password, "ssl_cafile": str(tls / "ca.pem")}
+    seen: list[str] = []
     try:
         report = workdir / "report.json"
         subprocess.run([sys.executable, "-m", "pipeline", "replay", str(SAMPLE), "--mapping",
@@ -65,24 +75,39 @@ def test_events_in_backlog_and_alerts_out_over_sasl_ssl(secured: tuple[str, Path
         assert produced > 1000
         wait_for("every replayed event folded", lambda: worker.metric_sum(
             "demand_events_total", outcome="accepted") == produced, timeout=180, interval=1)
-        backlog = httpx.get(f"{worker.url}/backlog", timeout=30).json()
-        assert backlog["complete"] is True
-        consumer = KafkaConsumer(
-            ns.topic("demand.alerts.v1"), bootstrap_servers=bootstrap, group_id=None,
-            auto_offset_reset="earliest", consumer_timeout_ms=5000,
-            security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-            sasl_plain_username="demandflow",
-            sasl_plain_password=(tls / "demandflow.password").read_text().strip(),
-            ssl_cafile=str(tls / "ca.pem"))
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{worker.url}/backlog", timeout=30).status_code == 401
+        backlog = httpx.get(f"{worker.url}/backlog", timeout=30, headers=auth)
+        assert backlog.json()["complete"] is True
+        consumer = KafkaConsumer(ns.topic("demand.alerts.v1"), group_id=None,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=5000, **kafka)
 
         def alerts() -> int:
             return sum(1 for _ in consumer)
         assert wait_for("alerts on the topic", alerts, timeout=120, interval=1) > 0
         consumer.close()
+
+        # A refused record is dead-lettered with its reason, and carries no secret.
+        producer = KafkaProducer(acks="all", **kafka)
+        producer.send(ns.topic("incidents.raw.v1"), key=b"x", value=b"{not json")
+        producer.flush()
+        producer.close()
+        letters = KafkaConsumer(ns.topic("incidents.deadletter.v1"), group_id=None,
+                                auto_offset_reset="earliest", consumer_timeout_ms=5000, **kafka)
+        got = wait_for("the dead letter", lambda: [m.value for m in letters], timeout=60)
+        letters.close()
+        seen += [v.decode(errors="replace") for v in got]
+        seen.append(httpx.get(f"{worker.url}/metrics", timeout=30).text)
+        seen += [httpx.get(f"{worker.url}{view}", timeout=30, headers=auth).text
+                 for view in ("/backlog", "/incidents/oldest", "/demand", "/healthz")]
+        assert worker.proc is not None
+        seen.append(Path(f"/proc/{worker.proc.pid}/cmdline").read_bytes().decode(
+            errors="replace"))
     finally:
         worker.stop()
-    secret = (tls / "demandflow.password").read_text().strip()
-    assert secret not in worker.log_path.read_text(errors="replace")
+    seen.append(worker.log_path.read_text(errors="replace"))
+    for text in seen:
+        assert password not in text and token not in text
 
 
 @pytest.mark.parametrize(("command", "wrong", "named"), [
