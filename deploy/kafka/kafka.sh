@@ -69,22 +69,9 @@ SECURITY="${DEMANDFLOW_KAFKA_SECURITY:-plaintext}"
 TLS="$RUN_DIR/tls"
 
 make_tls() {
-    [[ -f "$TLS/broker.pem" ]] && return 0
-    command -v openssl >/dev/null 2>&1 || die "openssl is required for DEMANDFLOW_KAFKA_SECURITY=$SECURITY"
-    mkdir -p "$TLS" && chmod 700 "$TLS"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=demandflow-local-ca" \
-        -keyout "$TLS/ca.key" -out "$TLS/ca.pem" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-        -keyout "$TLS/broker.key.pkcs1" -out "$TLS/broker.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$TLS/san.ext"
-    openssl x509 -req -in "$TLS/broker.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
-        -CAcreateserial -days 30 -extfile "$TLS/san.ext" -out "$TLS/broker.crt" 2>/dev/null
-    openssl pkcs8 -topk8 -nocrypt -in "$TLS/broker.key.pkcs1" -out "$TLS/broker.key"
-    cat "$TLS/broker.key" "$TLS/broker.crt" "$TLS/ca.pem" >"$TLS/broker.pem"
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=demandflow" \
-        -keyout "$TLS/client.key" -out "$TLS/client.csr" 2>/dev/null
-    openssl x509 -req -in "$TLS/client.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
-        -CAcreateserial -days 30 -out "$TLS/client.crt" 2>/dev/null
+    [[ -f "$TLS/demandflow.password" ]] && return 0
+    "$(dirname "${BASH_SOURCE[0]}")/../tls/make-certs.sh" "$TLS" "IP:127.0.0.1,DNS:localhost" ||
+        die "making the local CA and certificates failed (openssl)"
     openssl rand -hex 16 >"$TLS/admin.password"
     openssl rand -hex 16 >"$TLS/demandflow.password"
     chmod 600 "$TLS"/*

@@ -97,6 +97,29 @@ def test_docker_compose_accepts_the_compose_file() -> None:
                                           "prometheus", "alertmanager", "grafana"}
 
 
+def test_the_secured_compose_variant_puts_every_kafka_client_on_mutual_tls() -> None:
+    """deploy/docker-compose.secured.yml: the broker requires client certificates, and every
+    service that talks to Kafka presents one, from secrets it mounts (the same broker
+    settings and certificate script are proven by test_secured_kafka's mtls broker)."""
+    compose = shutil.which("docker-compose")
+    assert compose, "docker-compose is missing: apt-get install docker-compose"
+    result = subprocess.run([compose, "-f", str(DEPLOY / "docker-compose.yml"), "-f",
+                             str(DEPLOY / "docker-compose.secured.yml"), "--profile",
+                             "simulator", "config"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    kafka = services["kafka"]["environment"]
+    assert kafka["KAFKA_SSL_CLIENT_AUTH"] == "required"
+    assert "PLAINTEXT" not in kafka["KAFKA_ADVERTISED_LISTENERS"]
+    for name in ("worker-1", "worker-2", "simulator"):
+        env = services[name]["environment"]
+        assert env["DEMANDFLOW_KAFKA_SECURITY_PROTOCOL"] == "SSL", name
+        mounted = {f"/run/secrets/{s['source']}" for s in services[name]["secrets"]}
+        for setting in ("CA_FILE", "CERT_FILE", "KEY_FILE"):
+            assert env[f"DEMANDFLOW_KAFKA_{setting}"] in mounted, (name, setting)
+    assert (DEPLOY / "tls" / "make-certs.sh").stat().st_mode & 0o111
+
+
 def _kustomize() -> dict[str, dict]:
     """The built manifests by kind: with kubectl when present, else from the files."""
     kubectl = shutil.which("kubectl")
