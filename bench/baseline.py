@@ -19,11 +19,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from bench.clients import kafka
 from bench.workload import Work
 
 
 async def consume(bootstrap: str, topic: str, expect: int) -> dict[str, Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+    consumer = AIOKafkaConsumer(topic, **kafka(bootstrap),
                                 group_id=f"bench-baseline-{uuid.uuid4().hex[:8]}",
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 max_partition_fetch_bytes=4 * 1024 * 1024)

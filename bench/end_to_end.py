@@ -21,7 +21,8 @@ from pathlib import Path
 
 import orjson
 
-from tests.integration.support import Namespace, Worker
+from bench.clients import BenchNamespace
+from tests.integration.support import Worker
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("files", nargs="+")
     parser.add_argument("--mapping", default="decc-cad")
     args = parser.parse_args()
-    ns = Namespace(os.environ.get("DEMANDFLOW_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    ns = BenchNamespace(os.environ.get("DEMANDFLOW_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     workdir = Path(tempfile.mkdtemp(prefix="demandflow-bench-"))
     worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start()
     try:

@@ -37,6 +37,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from kafka.admin import KafkaAdminClient
 
+from bench.clients import BenchNamespace, kafka
 from bench.workload import (
     START,
     WINDOW_S,
@@ -74,14 +75,14 @@ def broker() -> str:
 
 def fresh_raw_topic(bootstrap: str, records: list[Record]) -> Namespace:
     """A new namespace whose raw topic holds ``records``."""
-    ns = Namespace(bootstrap, name=f"bench{os.urandom(4).hex()}")
+    ns = BenchNamespace(bootstrap, name=f"bench{os.urandom(4).hex()}")
     ensure_topics(Settings(bootstrap_servers=bootstrap, app_id=ns.name, topic_prefix=ns.prefix))
     asyncio.run(produce(bootstrap, ns.topic(RAW), records))
     return ns
 
 
 async def produce(bootstrap: str, topic: str, records: list[Record]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, acks=1,
+    producer = AIOKafkaProducer(**kafka(bootstrap), linger_ms=10, acks=1,
                                 max_batch_size=512 * 1024)
     await producer.start()
     try:
@@ -133,7 +134,7 @@ def demandflow(bootstrap: str, records: list[Record], workdir: Path) -> dict[str
     """
     ns = fresh_raw_topic(bootstrap, records)
     worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event").start()
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**kafka(bootstrap))
     raw = ns.topic(RAW)
     try:
         # From the last poll that saw nothing committed to the first that saw everything:
@@ -221,7 +222,7 @@ def quantile(q: float, buckets: list[tuple[float, float]]) -> float:
 
 async def _steady_load(bootstrap: str, topic: str, rate: float, seconds: float) -> int:
     """Send new incidents at ``rate``/s, each stamped with its send instant; return how many."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    producer = AIOKafkaProducer(**kafka(bootstrap), linger_ms=0, acks=1)
     await producer.start()
     start = time.time()
     i = 0

@@ -32,8 +32,9 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.clients import BenchNamespace, kafka
 from pipeline.domain.events import parse_time
-from tests.integration.support import Namespace, Worker, consume_all, wait_for
+from tests.integration.support import Worker, consume_all, wait_for
 from tests.integration.test_replay_real_data import FILES, iso
 
 COUNTERS = ("demand_incidents_received_total", "demand_response_seconds_count",
@@ -41,7 +42,7 @@ COUNTERS = ("demand_incidents_received_total", "demand_response_seconds_count",
 
 
 def run(scenario: str, bootstrap: str, root: Path, files: list[Path]) -> dict[str, Any]:
-    ns = Namespace(bootstrap)
+    ns = BenchNamespace(bootstrap)
     workdir = root / f"{scenario}-{ns.name}"
     workdir.mkdir(parents=True)
     env = {"DEMANDFLOW_CLOCK": "event"}
@@ -81,7 +82,7 @@ def _settle(workers: list[Worker]) -> None:
         time.sleep(1)
 
 
-def _state(workers: list[Worker], ns: Namespace) -> dict[str, Any]:
+def _state(workers: list[Worker], ns: BenchNamespace) -> dict[str, Any]:
     opens, completes = [], []
     for w in workers:
         got = httpx.get(f"{w.url}/incidents/oldest", params={"limit": 1000}, timeout=60).json()
@@ -102,7 +103,7 @@ def _state(workers: list[Worker], ns: Namespace) -> dict[str, Any]:
     alerts = {(r["fingerprint"], r["status"], r["starts_at"], r.get("ends_at"))
               for r in (orjson.loads(m.value) for m in
                         consume_all(ns.bootstrap, ns.topic("demand.alerts.v1"), 10**6,
-                                    timeout=10))}
+                                    timeout=10, **kafka(ns.bootstrap)))}
     return {"open": opens, "complete": completes, "windows": windows, "counters": counters,
             "alerts": alerts}
 

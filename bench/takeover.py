@@ -27,14 +27,15 @@ import httpx
 import orjson
 from kafka import KafkaProducer
 
+from bench.clients import BenchNamespace, kafka
 from pipeline.domain.events import format_time
-from tests.integration.support import Namespace, Worker, wait_for
+from tests.integration.support import Worker, wait_for
 
 AREAS = ("north", "south", "east", "west", "central")
 
 
-def produce(ns: Namespace, n: int) -> None:
-    producer = KafkaProducer(bootstrap_servers=ns.bootstrap, linger_ms=20,
+def produce(ns: BenchNamespace, n: int) -> None:
+    producer = KafkaProducer(**kafka(ns.bootstrap), linger_ms=20,
                              batch_size=256 * 1024)
     start = time.time() - 3600
     for i in range(n):
@@ -58,7 +59,7 @@ def main() -> None:
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     store = sys.argv[2] if len(sys.argv) > 2 else "memory://"
-    ns = Namespace(os.environ["DEMANDFLOW_BOOTSTRAP_SERVERS"])
+    ns = BenchNamespace(os.environ["DEMANDFLOW_BOOTSTRAP_SERVERS"])
     workdir = Path(tempfile.mkdtemp(prefix="takeover-"))
     workers = [Worker(ns, workdir, DEMANDFLOW_STORE=store).start() for _ in range(2)]
     try:

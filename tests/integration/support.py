@@ -150,11 +150,13 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes 
     producer.close()
 
 
-def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
-    """Read ``topic`` from the start until ``expected`` records arrive (or fail)."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=1000)
+def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0,
+                **client: Any) -> list[Any]:
+    """Read ``topic`` from the start until ``expected`` records arrive (or fail);
+    ``client``: connection settings for a secured cluster (the benchmark's)."""
+    consumer = KafkaConsumer(topic, auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=None, consumer_timeout_ms=1000,
+                             **{"bootstrap_servers": bootstrap, **client})
     records: list[Any] = []
     deadline = time.monotonic() + timeout
     try:
