@@ -7,10 +7,11 @@ two real workers (standby replicas on, the default) until both answer the whole
 force, SIGKILLs one and times until the survivor again answers ``complete`` with all
 N open (``/backlog``), and until it raises alerts again (its alert frontier moving).
 
-    DEMANDFLOW_BOOTSTRAP_SERVERS=127.0.0.1:9092 python -m bench.takeover [N] [STORE]
+    DEMANDFLOW_BOOTSTRAP_SERVERS=127.0.0.1:9092 python -m bench.takeover [N] [STORE ...]
 
-``STORE`` is the workers' ``DEMANDFLOW_STORE`` (default ``memory://``; ``rocksdb://``
-keeps a standby's copy on disk, so a promoted standby reads only what it lacks).
+``STORE``: the workers' ``DEMANDFLOW_STORE``, one run each; by default Faust's own
+``memory://`` (the baseline, which re-reads whole changelogs on promotion) and the
+shipped ``memory+offsets://`` (pipeline.store), with the ratio between them.
 
 Not part of ``make test`` (it takes minutes); figures go in docs/performance.md.
 """
@@ -34,6 +35,9 @@ from tests.integration.support import Worker, wait_for
 AREAS = ("north", "south", "east", "west", "central")
 
 
+BASELINE = "memory://"
+
+
 def produce(ns: BenchNamespace, n: int) -> None:
     producer = KafkaProducer(**kafka(ns.bootstrap), linger_ms=20,
                              batch_size=256 * 1024)
@@ -54,11 +58,10 @@ def whole(worker: Worker, n: int) -> bool:
     return bool(got["complete"] and got["open_total"] == n)
 
 
-def main() -> None:
+def takeover(n: int, store: str) -> tuple[float, float]:
+    """(SIGKILL → correct force-wide views, SIGKILL → alerts evaluated again), seconds."""
     import os
 
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    store = sys.argv[2] if len(sys.argv) > 2 else "memory://"
     ns = BenchNamespace(os.environ["DEMANDFLOW_BOOTSTRAP_SERVERS"])
     workdir = Path(tempfile.mkdtemp(prefix="takeover-"))
     workers = [Worker(ns, workdir, DEMANDFLOW_STORE=store).start() for _ in range(2)]
@@ -68,7 +71,7 @@ def main() -> None:
         for w in workers:
             wait_for(f"worker {w.port} answering all {n:,}", lambda w=w: whole(w, n),
                      timeout=1800, interval=2)
-        print(f"{n:,} open incidents held by two workers after "
+        print(f"{store}: {n:,} open incidents held by two workers after "
               f"{time.monotonic() - began:.0f} s")
         time.sleep(10)  # standbys settled
         frontier = workers[0].metric_sum("demand_alerts_evaluated_until_timestamp_seconds") + \
@@ -85,13 +88,24 @@ def main() -> None:
             "demand_alerts_evaluated_until_timestamp_seconds") > frontier, timeout=600,
             interval=0.5)
         alerts = time.monotonic() - killed
-        print(f"SIGKILL to correct force-wide views: {views:.1f} s; to alerts evaluated "
-              f"again: {alerts:.1f} s (store {store}, session timeout 10 s, standby "
-              "replicas 1)")
+        print(f"{store}: SIGKILL to correct force-wide views: {views:.1f} s; to alerts "
+              f"evaluated again: {alerts:.1f} s (session timeout 10 s, standby replicas 1)")
+        return views, alerts
     finally:
         for w in workers:
             if w.proc is not None and w.proc.poll() is None:
                 w.stop()
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    stores = sys.argv[2:] or [BASELINE, "memory+offsets://"]
+    results = {store: takeover(n, store) for store in stores}
+    if BASELINE in results:
+        base = results[BASELINE]
+        for store, (views, alerts) in results.items():
+            print(f"{store:>20}: views {views:5.1f} s ({views / base[0]:.2f}x {BASELINE}), "
+                  f"alerts {alerts:5.1f} s ({alerts / base[1]:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pipeline.kafkasecurity import faust_credentials
 from pipeline.metrics import Metrics
 from pipeline.ownership import Ownership
 from pipeline.settings import get_settings
+from pipeline.store import register as register_store
 from pipeline.tables import PartitionedTable, durable
 
 settings = get_settings()
@@ -29,6 +30,7 @@ view_token = read_token(settings.view_token_file)
 exposure = check_exposure(settings.web_host, view_token, settings.allow_unauthenticated_views)
 registry = CollectorRegistry()
 metrics = Metrics(registry, config)
+register_store()  # memory+offsets:// (pipeline.store)
 
 app = faust.App(
     settings.app_id,

@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     view_token_file: Path | None = None
     metrics_require_token: bool = False
     allow_unauthenticated_views: bool = False
-    store: str = "memory://"
+    # memory+offsets:// (pipeline.store): Faust's memory store, knowing how far it has read
+    # each changelog, so a promoted standby reads only what it has not seen.
+    store: str = "memory+offsets://"
     data_dir: Path = Path(".run/worker-data")
     config_path: Path | None = None  # None: the shipped default demand.toml
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)

@@ -139,12 +139,18 @@ class PartitionedTable(faust.Table):
         old = self._partition_of.get(key)
         if old == partition:
             return
+        wrote = getattr(self.data, "wrote", None)  # pipeline.store: rows by partition
+        if wrote is not None:
+            wrote(key, partition)
         if old is not None:
             self._keys_of[old].discard(key)
         self._partition_of[key] = partition
         self._keys_of.setdefault(partition, set()).add(key)
 
     def _unindex(self, key: Any) -> None:
+        wrote = getattr(self.data, "wrote", None)
+        if wrote is not None:
+            wrote(key, None)
         old = self._partition_of.pop(key, None)
         if old is not None:
             self._keys_of[old].discard(key)
