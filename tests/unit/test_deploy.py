@@ -159,6 +159,12 @@ def test_kubernetes_manifests_build_with_probes_and_a_disruption_budget() -> Non
     assert env["DEMANDFLOW_VIEW_TOKEN_FILE"].startswith(mount["mountPath"])
     secret = next(v for v in pod["spec"]["volumes"] if v["name"] == "view-token")["secret"]
     assert secret["secretName"] == "demandflow-view-token"
+    # Kafka's CA and password from a Secret too, mounted where the settings point.
+    kafka = next(m for m in container["volumeMounts"] if m["name"] == "kafka")
+    for setting in ("DEMANDFLOW_KAFKA_CA_FILE", "DEMANDFLOW_KAFKA_PASSWORD_FILE"):
+        assert env[setting].startswith(kafka["mountPath"] + "/"), setting
+    kafka_secret = next(v for v in pod["spec"]["volumes"] if v["name"] == "kafka")["secret"]
+    assert kafka_secret["secretName"] == "demandflow-kafka"
     pdb = docs["PodDisruptionBudget"]["spec"]
     assert pdb["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert docs["Service"]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
