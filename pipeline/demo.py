@@ -85,15 +85,18 @@ def render(snap: Snapshot, rate: float, grade_names: dict[str, str], sim_running
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+try:  # looked up here, in the parent: a dlopen in a child forked from a threaded
+    # process can deadlock on the loader's lock, leaving Popen waiting on the child.
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None  # not Linux: Ctrl-C still stops everything, a kill -9 may not
 
 
 def _die_with_parent(parent: int) -> None:
     """In the child, before exec: SIGTERM when the demo process dies (Linux)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return  # not Linux: Ctrl-C still stops everything, a kill -9 may not
+    if _PRCTL is None:
+        return
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the demo died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
 
