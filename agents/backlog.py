@@ -52,12 +52,7 @@ log = logging.getLogger(__name__)
 
 incidents = partitioned_table(app, "incidents", settings.topic_partitions,
                               help="Incident state by incident id.")
-Changed = dict[str, tuple[int, State | None]]  # incident id -> (partition, state; None: forgotten)
-# Folded, not yet written: one view shared by both folding agents and the clock. A
-# batch awaits (sends) between folding and saving; with a dict per batch, an incident
-# folded by both agents, or marked breached by the clock, in that gap would have one
-# write overwrite the other.
-_pending: Changed = {}
+Changed = dict[str, State | None]  # incident id -> state (None: forgotten)
 _passed_over = PassedOver(rekey_topic.get_topic_name(), settings, metrics.offsets_passed_over)
 
 
@@ -84,22 +79,6 @@ async def _fold_record(message) -> None:  # type: ignore[no-untyped-def]
         await guard_failed(AGENT, message, exc)
 
 
-def current(incident_id: str) -> State | None:
-    """The incident's latest state: folded but not yet written, else the table's."""
-    pending = _pending.get(incident_id)
-    return incidents.peek(incident_id) if pending is None else pending[1]
-
-
-def replace(partition: int, incident_id: str, state: State | None) -> None:
-    """Write (or, with None, delete) an incident now, superseding anything pending."""
-    _pending.pop(incident_id, None)
-    if state is None:
-        incidents.remove(partition, incident_id)
-    else:
-        incidents.put(partition, incident_id, state)
-    _note(partition, incident_id, state)
-
-
 class Due:
     """One partition's incidents by when the clock must next look at them: attendance
     deadlines still open to a breach, and closed incidents by their last event."""
@@ -115,45 +94,98 @@ class Due:
         self.forget.set(incident_id, None if state is None else forget_due_at(state))
 
 
-_due: dict[int, Due] = {}
-_due_generation = -1
+class PartitionState:
+    """What this worker holds for one partition it owns, beside the table: the folds not
+    yet written and the clock's due index. Both folding agents and the clock go through
+    it; one object per owned partition and assignment, so a rebalance drops one thing.
+
+    A batch awaits (sends) between folding and saving: the pending map is shared by both
+    folding agents and the clock, or an incident folded by both, or marked breached by the
+    clock, in that gap would have one write overwrite the other."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.pending: Changed = {}
+        self.windows = windows.PartitionWindows(partition)
+        self._due: Due | None = None
+
+    def current(self, incident_id: str) -> State | None:
+        """The incident's latest state: folded but not yet written, else the table's."""
+        if incident_id in self.pending:
+            return self.pending[incident_id]
+        return incidents.peek(incident_id)  # type: ignore[no-any-return]
+
+    def fold(self, ev: Event) -> None:
+        """Fold one event into the pending states (written by :func:`save`)."""
+        before = self.current(ev.incident_id)
+        folded = fold_event(before, ev, self.forget_horizon(), settings.dedup_per_incident)
+        metrics.count_event(ev.event_type, folded.outcome)
+        if folded.after is None:
+            if before is not None:  # forgotten here, not by the clock: the same either way
+                self.pending[ev.incident_id] = None
+            return
+        if folded.outcome == "late":
+            return
+        metrics.event_lag.observe(max(0.0, time.time() - ev.at))
+        if folded.outcome == "accepted":
+            # The event is evidence that event time has reached ev.at, less the grace.
+            record_changes(self.windows, folded.before, folded.after,
+                           now=ev.at - config.windows.grace_seconds)
+            self.pending[ev.incident_id] = folded.after
+
+    def forget_horizon(self) -> float | None:
+        """Closed incidents quiet since before this event time are forgotten (None: no data
+        yet): the partition's watermark, pending counts included, less the retention."""
+        wm = self.windows.watermark()
+        return None if wm is None else wm - settings.closed_retention_s
+
+    def replace(self, incident_id: str, state: State | None) -> None:
+        """Write (or, with None, delete) an incident now, superseding anything pending."""
+        self.pending.pop(incident_id, None)
+        self.write(incident_id, state)
+
+    def write(self, incident_id: str, state: State | None) -> None:
+        if state is None:
+            incidents.remove(self.partition, incident_id)
+        else:
+            incidents.put(self.partition, incident_id, state)
+        if self._due is not None:
+            self._due.note(incident_id, state)
+
+    def due(self) -> Due:
+        """The due index, built from the table on first use (a restore writes the table
+        behind the agents' back, so not before the partition is restored), then kept by
+        every write."""
+        if self._due is None:
+            self._due = Due(self.partition)
+        return self._due
+
+    def take(self) -> Changed:
+        """The pending states, handed over to be written."""
+        taken, self.pending = self.pending, {}
+        return taken
 
 
-def due(partition: int) -> Due:
-    """The partition's due index, built from its table once per assignment (a restore
-    writes the table behind the agents' back), then kept by every write."""
-    global _due_generation
-    if _due_generation != ownership.generation:
-        _due.clear()
-        _due_generation = ownership.generation
-    if partition not in _due:
-        _due[partition] = Due(partition)
-    return _due[partition]
+_states: dict[int, PartitionState] = {}
+_states_generation = -1
 
 
-def _note(partition: int, incident_id: str, state: State | None) -> None:
-    index = _due.get(partition)
-    if index is not None and _due_generation == ownership.generation:
-        index.note(incident_id, state)
+def partition_state(partition: int) -> PartitionState:
+    """The object for ``partition`` in the current assignment (a new one after a rebalance:
+    a batch is never in flight across one, pipeline.ownership's gate)."""
+    global _states_generation
+    if _states_generation != ownership.generation:
+        _states.clear()
+        _states_generation = ownership.generation
+    state = _states.get(partition)
+    if state is None:
+        state = _states[partition] = PartitionState(partition)
+    return state
 
 
 def fold(partition: int, ev: Event) -> None:
-    """Fold one event of ``partition`` into the pending states (saved by :func:`save`)."""
-    before = current(ev.incident_id)
-    folded = fold_event(before, ev, forget_horizon(partition), settings.dedup_per_incident)
-    metrics.count_event(ev.event_type, folded.outcome)
-    if folded.after is None:
-        if before is not None:  # forgotten here, not by the clock: the same either way
-            _pending[ev.incident_id] = (partition, None)
-        return
-    if folded.outcome == "late":
-        return
-    metrics.event_lag.observe(max(0.0, time.time() - ev.at))
-    if folded.outcome == "accepted":
-        # The event is evidence that event time has reached ev.at, less the grace.
-        record_changes(partition, folded.before, folded.after,
-                       now=ev.at - config.windows.grace_seconds)
-        _pending[ev.incident_id] = (partition, folded.after)
+    """Fold one event of ``partition`` (ingest's entry point)."""
+    partition_state(partition).fold(ev)
 
 
 async def save() -> None:
@@ -162,17 +194,14 @@ async def save() -> None:
     The table and the window buckets are written before any await, so views
     see whole batches.
     """
-    changed = dict(_pending)
-    _pending.clear()
-    windows.flush()
-    for incident_id, (partition, state) in changed.items():
-        if state is None:  # forgotten by a fold (see fold)
-            incidents.remove(partition, incident_id)
-        else:
-            incidents.put(partition, incident_id, state)
-        _note(partition, incident_id, state)
+    held = list(_states.values())
+    changed = [(ps, incident_id, state) for ps in held for incident_id, state in ps.take().items()]
+    for ps in held:
+        ps.windows.flush()
+    for ps, incident_id, state in changed:
+        ps.write(incident_id, state)
     try:
-        for incident_id, (_, state) in changed.items():
+        for _, incident_id, state in changed:
             if state is None:
                 await state_topic.send(key=incident_id.encode(), value=None)
             else:
@@ -182,13 +211,6 @@ async def save() -> None:
         log.error("%s: publishing state failed with %s", AGENT, type(exc).__name__)
 
 
-
-def forget_horizon(partition: int) -> float | None:
-    """Closed incidents quiet since before this event time are forgotten (None: no data yet)."""
-    wm = windows.watermark(partition)
-    return None if wm is None else wm - settings.closed_retention_s
-
-
 async def publish_state(state: State) -> None:
     """Publish the incident's current picture to the compacted state topic."""
     record = state_record(state, config)
@@ -196,12 +218,13 @@ async def publish_state(state: State) -> None:
         await publish(state_topic, state["id"].encode(), orjson.dumps(record))
 
 
-def record_changes(partition: int, before: State | None, after: State, now: float) -> None:
+def record_changes(demand: windows.PartitionWindows, before: State | None, after: State,
+                   now: float) -> None:
     """Count what became true with this change, once. May set ``after["breached"]``."""
     created = after.get("created")
     if created is not None and (before is None or "created" not in before):
         metrics.incidents_received.labels(created["grade"], created["channel"]).inc()
-        windows.count_incident(partition, created["at"], created["grade"], created["channel"])
+        demand.count_incident(created["at"], created["grade"], created["channel"])
     if created is None:
         return
     grade = after["grade"][3]

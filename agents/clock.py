@@ -9,9 +9,9 @@ to the right changelog partition) and, for the incidents of *p*:
   partition's event-time watermark minus ``closed_retention_s``), publishing a
   tombstone for each; later events older than the horizon for an incident no
   longer in state are counted late and not applied (see ``forgotten``).
-It looks only at what is due (agents.backlog.due: incidents indexed by deadline
-and by last event), never at every incident. Alert rules are not evaluated
-here: agents.alerts walks its own timeline.
+It looks only at what is due (the partition's due index, agents.backlog.PartitionState:
+incidents indexed by deadline and by last event), never at every incident. Alert
+rules are not evaluated here: agents.alerts walks its own timeline.
 """
 
 from __future__ import annotations
@@ -21,16 +21,8 @@ import time
 import orjson
 from faust import StreamT
 
-from agents.backlog import (
-    check_breach,
-    current,
-    due,
-    forget_horizon,
-    publish_state,
-    replace,
-)
+from agents.backlog import check_breach, partition_state, publish_state
 from agents.deadletters import guard_failed
-from agents.windows import watermark
 from pipeline.app import app, clock_topic, config, ownership, settings, state_topic
 from pipeline.domain.backlog import due_to_forget
 from pipeline.domain.clocks import effective_now
@@ -64,28 +56,30 @@ async def on_tick(partition: int, wall: float) -> None:
     held (pipeline.domain.due)."""
     if partition not in ownership.ready():
         return  # still restoring: its index is built from the table once it is whole
-    cutoff = forget_horizon(partition)
-    now = effective_now(settings.clock, wall, watermark(partition), config.windows.grace_seconds)
-    index = due(partition)
+    held = partition_state(partition)
+    cutoff = held.forget_horizon()
+    now = effective_now(settings.clock, wall, held.windows.watermark(),
+                        config.windows.grace_seconds)
+    index = held.due()
     forget = [] if cutoff is None else index.forget.pop_due(cutoff, strictly_before=True)
     breach = [] if now is None else index.breach.pop_due(now, strictly_before=True)
     for incident_id in forget:
         # Read afresh: the sends below yield to the backlog agent, which may have
         # changed this incident since it was found due. Between this read and the
         # write below there is no await, so no update can be lost.
-        state = current(incident_id)
+        state = held.current(incident_id)
         if state and cutoff is not None and due_to_forget(state, cutoff):
-            replace(partition, incident_id, None)
+            held.replace(incident_id, None)
             await state_topic.send(key=incident_id.encode(), value=None)
         elif state:
             index.note(incident_id, state)  # changed since: due again when it says
     for incident_id in breach:
-        state = current(incident_id)
+        state = held.current(incident_id)
         if not state:
             continue
         updated = dict(state)
         if now is not None and check_breach(updated, now):
-            replace(partition, incident_id, updated)
+            held.replace(incident_id, updated)
             await publish_state(updated)
         else:
             index.note(incident_id, state)

@@ -6,9 +6,11 @@ the duplicates). Keys carry the source partition (``<partition>:<minute>``) so
 that each changelog partition owns its keys and restores them unchanged; the
 watermark of each partition is kept beside them (``<partition>:wm``).
 
-The backlog agent works in batches: changes wait in ``_pending`` (read before
-the table, so the batch sees its own counts) and ``flush`` writes each
-changed key once per batch, in its partition.
+The folding agents work in batches: a partition's changes wait in its
+:class:`PartitionWindows` (read before the table, so the batch sees its own
+counts; owned by that partition's agents.backlog.PartitionState, so a rebalance
+drops both at once) and ``flush`` writes each changed key once per batch.
+Readers outside a batch (views, the clock) read the table.
 """
 
 from __future__ import annotations
@@ -26,49 +28,69 @@ minutes = partitioned_table(app, "demand-minutes", settings.topic_partitions,
                             help="Incoming incidents per minute, by grade|channel.")
 
 _RETENTION = w.retention_seconds(config.windows.sizes_seconds)
-_oldest: dict[int, int] = {}  # per partition: oldest minute that may still be stored
-_pending: dict[str, tuple[int, Any]] = {}  # key -> (partition, value; None: delete)
 
 
-def _get(key: str) -> Any:
-    pending = _pending.get(key)
-    return minutes.peek(key) if pending is None else pending[1]
+class PartitionWindows:
+    """One owned partition's demand buckets not yet written, and how far it has expired."""
 
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.pending: dict[str, Any] = {}  # key -> value (None: delete)
+        self.oldest: int | None = None  # oldest minute that may still be stored
 
-def _set(partition: int, key: str, value: Any) -> None:
-    _pending[key] = (partition, value)
+    def _get(self, key: str) -> Any:
+        if key in self.pending:
+            return self.pending[key]
+        return minutes.peek(key)
 
+    def flush(self) -> None:
+        """Write this batch's changes to the table, each key once."""
+        for key, value in self.pending.items():
+            if value is None:
+                minutes.remove(self.partition, key)
+            else:
+                minutes.put(self.partition, key, value)
+        self.pending.clear()
 
-def flush() -> None:
-    """Write this batch's changes to the table, each key once."""
-    for key, (partition, value) in _pending.items():
-        if value is None:
-            minutes.remove(partition, key)
-        else:
-            minutes.put(partition, key, value)
-    _pending.clear()
+    def watermark(self) -> float | None:
+        """The latest call time counted on this partition, pending counts included."""
+        value = self._get(f"{self.partition}:wm")
+        return None if value is None else float(value)
 
+    def count_incident(self, at: float, grade: str, channel: str) -> bool:
+        """Count a new incident in its minute; False (and counted as late) if beyond grace."""
+        wm_key = f"{self.partition}:wm"
+        watermark = self._get(wm_key)
+        if w.is_late(at, watermark, config.windows.grace_seconds):
+            metrics.count_event("created", "late")
+            return False
+        key = f"{self.partition}:{w.minute_of(at)}"
+        self.pending[key] = w.add(self._get(key), grade, channel)
+        # A clock running fast at a source must not make everyone else "late": an event
+        # stamped in the future does not move the watermark.
+        if (watermark is None or at > watermark) and at <= time.time() + w.FUTURE_TOLERANCE_S:
+            self.pending[wm_key] = at
+            self._expire(at)
+        return True
 
-def count_incident(partition: int, at: float, grade: str, channel: str) -> bool:
-    """Count a new incident in its minute; False (and counted as late) if beyond grace."""
-    wm_key = f"{partition}:wm"
-    watermark = _get(wm_key)
-    if w.is_late(at, watermark, config.windows.grace_seconds):
-        metrics.count_event("created", "late")
-        return False
-    key = f"{partition}:{w.minute_of(at)}"
-    _set(partition, key, w.add(_get(key), grade, channel))
-    # A clock running fast at a source must not make everyone else "late": an event
-    # stamped in the future does not move the watermark.
-    if (watermark is None or at > watermark) and at <= time.time() + w.FUTURE_TOLERANCE_S:
-        _set(partition, wm_key, at)
-        _expire(partition, at)
-    return True
+    def _expire(self, watermark: float) -> None:
+        """Drop this partition's buckets older than the retention (a week + a day)."""
+        cutoff = w.minute_of(watermark - _RETENTION)
+        oldest = self.oldest
+        if oldest is None:
+            stored = [int(k.partition(":")[2]) for k in minutes.keys_in(self.partition)
+                      if not k.endswith(":wm")]
+            oldest = min(stored, default=cutoff)
+        for minute in range(oldest, cutoff, w.MINUTE):
+            key = f"{self.partition}:{minute}"
+            if key in minutes or key in self.pending:
+                self.pending[key] = None
+        self.oldest = max(oldest, cutoff)
 
 
 def watermark(partition: int) -> float | None:
-    """The latest call time counted on this partition (event time), if any."""
-    value = _get(f"{partition}:wm")
+    """The latest call time counted on this partition (event time), as written."""
+    value = minutes.peek(f"{partition}:wm")
     return None if value is None else float(value)
 
 
@@ -92,21 +114,6 @@ def display_now() -> float:
     wall = time.time()
     now = stream_now(wall)
     return wall if now is None else now
-
-
-def _expire(partition: int, watermark: float) -> None:
-    """Drop this partition's buckets older than the retention (a week + a day)."""
-    cutoff = w.minute_of(watermark - _RETENTION)
-    oldest = _oldest.get(partition)
-    if oldest is None:
-        stored = [int(k.partition(":")[2]) for k in minutes.keys_in(partition)
-                  if not k.endswith(":wm")]
-        oldest = min(stored, default=cutoff)
-    for minute in range(oldest, cutoff, w.MINUTE):
-        key = f"{partition}:{minute}"
-        if key in minutes or key in _pending:
-            _set(partition, key, None)
-    _oldest[partition] = max(oldest, cutoff)
 
 
 def buckets(since: float | None = None, partitions: Iterable[int] | None = None
