@@ -150,6 +150,10 @@ def run_demo(rate: float, duration: float, run_for: float | None = None,
         stop_requested = True
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C always stops the demo: a process started in the background by a shell without
+    # job control inherits SIGINT *ignored*, and Python then leaves it ignored (seen: a
+    # fresh-clone `make test` run with `&` had the demo carry on after SIGINT).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     try:
         _wait_healthy(base, worker)
