@@ -47,6 +47,20 @@ def _broker(tmp_path: Path, security: str) -> Iterator[tuple[str, Path]]:
         subprocess.run([str(SCRIPT), "stop"], env=env, timeout=120, capture_output=True)
 
 
+def replay_the_sample_week(ns: Namespace, workdir: Path, client: dict[str, str],
+                           worker: Worker) -> int:
+    """Replay the shipped sample week with ``client``'s connection settings and wait until
+    the worker has folded every event; how many there were."""
+    report = workdir / "report.json"
+    subprocess.run([sys.executable, "-m", "pipeline", "replay", str(SAMPLE), "--mapping",
+                    "decc-cad", "--quiet", "--report", str(report)], env=ns.env(**client),
+                   cwd=workdir, check=True, timeout=300, stdout=subprocess.DEVNULL)
+    produced = int(orjson.loads(report.read_bytes())["events_produced"])
+    wait_for("every replayed event folded", lambda: worker.metric_sum(
+        "demand_events_total", outcome="accepted") == produced, timeout=180, interval=1)
+    return produced
+
+
 def test_events_in_backlog_and_alerts_out_over_sasl_ssl(secured: tuple[str, Path],
                                                          workdir: Path) -> None:
     """The walking path over SASL_SSL, the views behind a token; and neither secret leaks:
@@ -67,14 +81,7 @@ def test_events_in_backlog_and_alerts_out_over_sasl_ssl(secured: tuple[str, Path
              "sasl_plain_password": password, "ssl_cafile": str(tls / "ca.pem")}
     seen: list[str] = []
     try:
-        report = workdir / "report.json"
-        subprocess.run([sys.executable, "-m", "pipeline", "replay", str(SAMPLE), "--mapping",
-                        "decc-cad", "--quiet", "--report", str(report)], env=ns.env(**client),
-                       cwd=workdir, check=True, timeout=300, stdout=subprocess.DEVNULL)
-        produced = orjson.loads(report.read_bytes())["events_produced"]
-        assert produced > 1000
-        wait_for("every replayed event folded", lambda: worker.metric_sum(
-            "demand_events_total", outcome="accepted") == produced, timeout=180, interval=1)
+        assert replay_the_sample_week(ns, workdir, client, worker) > 1000
         auth = {"Authorization": f"Bearer {token}"}
         assert httpx.get(f"{worker.url}/backlog", timeout=30).status_code == 401
         backlog = httpx.get(f"{worker.url}/backlog", timeout=30, headers=auth)
@@ -146,13 +153,7 @@ def test_events_in_and_backlog_out_over_mutual_tls(mutual_tls: tuple[str, Path],
               "DEMANDFLOW_KAFKA_KEY_FILE": str(tls / "client.key")}
     worker = Worker(ns, workdir, DEMANDFLOW_CLOCK="event", **client).start()
     try:
-        report = workdir / "report.json"
-        subprocess.run([sys.executable, "-m", "pipeline", "replay", str(SAMPLE), "--mapping",
-                        "decc-cad", "--quiet", "--report", str(report)], env=ns.env(**client),
-                       cwd=workdir, check=True, timeout=300, stdout=subprocess.DEVNULL)
-        produced = orjson.loads(report.read_bytes())["events_produced"]
-        wait_for("every replayed event folded", lambda: worker.metric_sum(
-            "demand_events_total", outcome="accepted") == produced, timeout=180, interval=1)
+        replay_the_sample_week(ns, workdir, client, worker)
         backlog = httpx.get(f"{worker.url}/backlog", timeout=30).json()
         assert backlog["complete"] is True
     finally:
