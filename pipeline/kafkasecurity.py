@@ -121,6 +121,12 @@ def why_unreachable(settings: Settings, messages: list[str]) -> str:
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
         return ("the broker's certificate is not trusted: check DEMANDFLOW_KAFKA_CA_FILE "
                 f"({settings.kafka_ca_file or 'unset: the system CAs'})")
+    if any(alert in text.upper() for alert in ("ALERT_BAD_CERTIFICATE",
+                                                "CERTIFICATE_REQUIRED",
+                                                "ALERT_UNKNOWN_CA")):
+        return ("the broker refused this client's certificate (mutual TLS): check "
+                "DEMANDFLOW_KAFKA_CERT_FILE and DEMANDFLOW_KAFKA_KEY_FILE "
+                f"({settings.kafka_cert_file or 'unset: no client certificate sent'})")
     if "Authentication failed" in text or "SaslAuthenticationFailed" in text or \
             "authentication failed" in text.lower():
         return (f"authentication as {settings.kafka_username!r} failed: check "

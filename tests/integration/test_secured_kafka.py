@@ -163,3 +163,5 @@ def test_events_in_and_backlog_out_over_mutual_tls(mutual_tls: tuple[str, Path],
                           env=ns.env(**without_cert), cwd=workdir, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode != 0, done.stdout + done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "DEMANDFLOW_KAFKA_CERT_FILE" in lines[0], lines
