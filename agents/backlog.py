@@ -99,9 +99,9 @@ class PartitionState:
     yet written and the clock's due index. Both folding agents and the clock go through
     it; one object per owned partition and assignment, so a rebalance drops one thing.
 
-    A batch awaits (sends) between folding and saving: the pending map is shared by both
-    folding agents and the clock, or an incident folded by both, or marked breached by the
-    clock, in that gap would have one write overwrite the other."""
+    Both folding agents and the clock share its pending map: a batch awaits (sends) between
+    folding and saving, and with a map per batch an incident folded by both agents, or
+    marked breached by the clock, in that gap would have one write overwrite the other."""
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
