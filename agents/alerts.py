@@ -15,8 +15,8 @@ the broker's high-water mark), so one partition, or one worker, ahead of
 another cannot make the other's events late.
 
 What the timeline holds is saved as it changes, in one table co-partitioned
-with the alert input (``alert-timeline``: the incidents and minute counts as of
-the frontier, the active alerts, the frontier, how far each raw partition has
+with the alert input (``alert-timeline``: the incidents' packed rule records and
+minute counts as of the frontier, the active alerts, the frontier, how far each raw partition has
 been read). Alert-input records are acknowledged only once every event in them
 is applied and saved, so a worker that takes the evaluation over (a restart, a
 SIGKILL, a rebalance; a standby has the table warm) starts from the table and
@@ -76,7 +76,8 @@ log = logging.getLogger(__name__)
 
 saved = partitioned_table(
     app, "alert-timeline", 1, owner=lambda p: ownership.evaluator,
-    help="The alert timeline as of its frontier: i:<incident>, m:<grade>|<minute>, "
+    help="The alert timeline as of its frontier: i:<incident> (packed rule record), "
+         "m:<grade>|<minute>, "
          "a:<fingerprint>, p:<raw partition>, frontier.")
 notified = app.Table("alerts-notified", default=None, partitions=settings.topic_partitions,
                      key_type=str, help="Firing alerts as last delivered, for re-sending.")

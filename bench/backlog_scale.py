@@ -8,7 +8,10 @@ clock's due index, and the alert timeline's copy) and times, in the same process
   timeline and walk the timeline over it (rules for what it touched);
 - per tick: the clock's due lookup and the timeline's one-second step when
   nothing is due, against the baseline of the pass over every incident that the
-  clock made before (its ratio says how many ticks fit in one old tick).
+  clock made before (its ratio says how many ticks fit in one old tick);
+- memory: the bytes the alert timeline holds per incident for the rules (its
+  packed rule records and open views), against the full incident state it used to
+  copy (the incident table's state less its duplicate-check history).
 
     python -m bench.backlog_scale          (also run by ``make bench``)
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import random
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -125,17 +129,50 @@ def per_tick(held: Held, now: float) -> tuple[float, float, float]:
     return statistics.median(lookups), statistics.median(steps), scan
 
 
+def deep_bytes(roots: Any) -> int:
+    """Bytes of everything reachable from ``roots`` (dicts, lists, tuples, slotted
+    objects), each object counted once: what holding them costs."""
+    seen: set[int] = set()
+    stack, total = [roots], 0
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        total += sys.getsizeof(o)
+        if isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple)):
+            stack.extend(o)
+        elif hasattr(o, "__slots__"):
+            stack.extend(getattr(o, f) for f in o.__slots__ if hasattr(o, f))
+    return total
+
+
+def rule_memory(held: Held) -> tuple[float, float]:
+    """Bytes per incident: the full states the timeline copied before, and what it holds."""
+    n = len(held.states)
+    full = deep_bytes([{k: v for k, v in s.items() if k not in ("seen", "breached")}
+                       for s in held.states.values()])
+    held_now = deep_bytes([held.timeline.states, held.timeline.views])
+    return full / n, held_now / n
+
+
 def main() -> None:
     print("backlog scale: cost per event and per tick with N open incidents")
     print(f"{'open incidents':>15} {'µs/event':>10} {'µs/tick due':>12} {'µs/tick alerts':>15}"
-          f" {'old full pass µs':>17} {'old/new tick':>13}")
+          f" {'old full pass µs':>17} {'old/new tick':>13}"
+          f" {'full state B':>13} {'rule record B':>14} {'record/full':>12}")
     for n in SIZES:
         rng = random.Random(19)
         held, end = build(n, rng)
         event_s = per_event(held, end, rng, n)
         lookup, step, scan = per_tick(held, end + MEASURED_EVENTS * 0.5)
+        full, record = rule_memory(held)
         print(f"{n:>15,} {event_s * 1e6:>10.1f} {lookup * 1e6:>12.1f} {step * 1e6:>15.1f}"
-              f" {scan * 1e6:>17,.0f} {scan / max(lookup + step, 1e-9):>13,.0f}")
+              f" {scan * 1e6:>17,.0f} {scan / max(lookup + step, 1e-9):>13,.0f}"
+              f" {full:>13,.0f} {record:>14,.0f} {record / full:>12.2f}")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,15 @@ event that arrives after the frontier has passed its time (later than the
 settle time live, beyond the grace in a replay) is applied at the frontier,
 as a live control room would have seen it.
 
-The timeline keeps its own copy of the incidents as of its frontier (the
-incident table is ahead of it by the held-back events), and says what of it
-changed (:meth:`AlertTimeline.take_changes`) so the caller can save exactly
-that state beside the frontier and start a successor from it
+The timeline keeps its own record of each incident as of its frontier (the
+incident table is ahead of it by the held-back events, and lives on other
+workers' partitions), but not a second full copy: only the fields the rules
+read, packed into one compact string per incident (:func:`pack`), unpacked
+only when an event or a rule touches that incident; the open ones' views
+(grade, area, status, call time, terminal) stay unpacked beside them. It says
+what changed (:meth:`AlertTimeline.take_changes`) so the caller can save
+exactly those strings beside the frontier (the same objects: the saved table
+holds no third copy on this worker) and start a successor from them
 (:meth:`AlertTimeline.seed`). Pure: no Faust.
 """
 
@@ -38,16 +43,19 @@ import bisect
 import heapq
 import itertools
 import math
+import sys
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import fields
 from typing import Any, cast
 
+import orjson
 from sortedcontainers import SortedList
 
 from pipeline.config import DemandConfig, Rule
 from pipeline.domain.alerting import Active, step
 from pipeline.domain.backlog import RANK, OpenIncident, State, apply_event, open_view
 from pipeline.domain.clocks import attendance_deadline
+from pipeline.domain.due import DueIndex
 from pipeline.domain.events import Event
 from pipeline.domain.rules import (
     _KINDS,
@@ -87,6 +95,47 @@ def just_after(instant: float) -> float:
     return math.nextafter(instant, math.inf)
 
 
+# What of an incident's ``created`` event the rules read (channel and category they do not).
+CREATED_FIELDS = ("at", "area", "grade", "vulnerable")
+Packed = str  # one incident's rule record, as saved: compact JSON
+
+
+def slim(state: State, callers: bool) -> State:
+    """The part of an incident's state the rules read: its registers and clocks, and of
+    its call the time, area, grade and vulnerability (and the caller reference only when
+    a repeat-caller rule needs it). Still a :data:`State`, so the fold
+    (``apply_event``) and the rules read it unchanged."""
+    out = {k: v for k, v in state.items() if k not in ("seen", "created", "breached")}
+    created = state.get("created")
+    if created is not None:
+        kept = {k: created[k] for k in CREATED_FIELDS if k in created}
+        if callers and created.get("caller_ref"):
+            kept["caller_ref"] = created["caller_ref"]
+        out["created"] = kept
+    return out
+
+
+def pack(state: State) -> Packed:
+    """One incident's rule record as one compact string (floats round-trip exactly)."""
+    return orjson.dumps(state).decode()
+
+
+def unpack(packed: Packed | State) -> State:
+    """The record :func:`pack` made (or, saved by an older version, the state itself)."""
+    return orjson.loads(packed) if isinstance(packed, str) else dict(packed)
+
+
+def _interned_view(state: State, incident_id: str) -> OpenIncident | None:
+    """The open view, its strings shared (the id with the timeline's keys, the codes with
+    every other incident) rather than fresh ones from each unpacking."""
+    v = open_view(state)
+    if v is None:
+        return None
+    return OpenIncident(incident_id, sys.intern(v.grade), sys.intern(v.area),
+                        sys.intern(v.status), v.created_at, v.vulnerable,
+                        None if v.terminal is None else sys.intern(v.terminal))
+
+
 def _keys(s: State, v: OpenIncident | None) -> dict[str, Hashable]:
     """The subject keys an incident state (open view ``v``) belongs to, by index."""
     keys: dict[str, Hashable] = {"incident": s["id"]}
@@ -112,8 +161,13 @@ class AlertTimeline:
         self.rules_by_index: dict[str, list[Rule]] = {}
         for rule in config.rules:
             self.rules_by_index.setdefault(INDEX_OF[rule.kind], []).append(rule)
-        self.states: dict[str, State] = {}
-        self.views: dict[str, OpenIncident] = {}  # the open ones' views, kept with the state
+        self.callers = "caller" in self.rules_by_index
+        # Each incident's rule record, packed (see pack()); the open ones' views unpacked.
+        self.states: dict[str, Packed] = {}
+        self.views: dict[str, OpenIncident] = {}
+        # The incidents with no open view, by their last event: forgotten past retention.
+        self._quiet = DueIndex()
+        self._unpacked: tuple[str, State] | None = None  # the last one unpacked
         # (call time, id) of the incidents in each caller, grade x area and terminal group,
         # in waiting order: counts and the longest-waiting ids without a pass over a group.
         self.members: dict[Key, SortedList] = {}
@@ -154,9 +208,10 @@ class AlertTimeline:
         Every subject is evaluated at the frontier; what changed while no worker was
         evaluating is returned like any other transition.
         """
-        for s in states:
+        for saved in states:
+            s = unpack(saved) if saved else None
             if s and s.get("id"):
-                state = {k: v for k, v in s.items() if k != "seen"}
+                state = slim(s, self.callers)
                 self._store(state)
                 for index, key in _keys(state, self.views.get(state["id"])).items():
                     if index != "incident":
@@ -167,7 +222,8 @@ class AlertTimeline:
         self._dirty_minutes.clear()
         self.active = {fp: dict(a) for fp, a in active.items() if a}
         if frontier is None and self.states:
-            frontier = max(s.get("last_at", -math.inf) for s in self.states.values())
+            frontier = max(cast(State, self.state(i)).get("last_at", -math.inf)
+                           for i in self.states)
         self.frontier = frontier
         if frontier is None:
             return {}, []
@@ -237,8 +293,9 @@ class AlertTimeline:
 
     # -- saving ------------------------------------------------------------------------
 
-    def take_changes(self) -> tuple[dict[str, State | None], dict[MinuteKey, int | None]]:
-        """The incidents and minute counts changed since the last call (None: forgotten).
+    def take_changes(self) -> tuple[dict[str, Packed | None], dict[MinuteKey, int | None]]:
+        """The incidents (packed records) and minute counts changed since the last call
+        (None: forgotten).
 
         Saved with the frontier after each step, they are what :meth:`seed` needs to
         carry on exactly where this timeline stopped.
@@ -253,19 +310,20 @@ class AlertTimeline:
 
     def _apply(self, ev: Event) -> set[Key]:
         """Fold one event into the timeline's incidents; the subjects it may have changed."""
-        before = self.states.get(ev.incident_id)
+        before = self.state(ev.incident_id)
         if before is None and self.frontier is not None and \
                 ev.at < self.frontier - self.retention_s:
             return set()  # an echo of an incident already forgotten (see domain.backlog)
-        after = apply_event(before, ev)
+        after = slim(apply_event(before, ev), self.callers)
         if after == before:
             return set()
         old = _keys(before, self.views.get(ev.incident_id)) if before else {}
-        old_entry = (before["created"]["at"], ev.incident_id) \
+        incident_id = sys.intern(ev.incident_id)
+        old_entry = (before["created"]["at"], incident_id) \
             if before and "created" in before else None
         self._store(after)
         new = _keys(after, self.views.get(ev.incident_id))
-        new_entry = (after["created"]["at"], ev.incident_id) if "created" in after else None
+        new_entry = (after["created"]["at"], incident_id) if "created" in after else None
         touched: set[Key] = set()
         for index in old.keys() | new.keys():
             a, b = old.get(index), new.get(index)
@@ -285,14 +343,30 @@ class AlertTimeline:
             touched.add(("grade", created["grade"]))
         return touched
 
+    def state(self, incident_id: str) -> State | None:
+        """One incident's rule record, unpacked (the last one is kept unpacked: a step
+        reads the incident it touched several times)."""
+        if self._unpacked is not None and self._unpacked[0] == incident_id:
+            return self._unpacked[1]
+        packed = self.states.get(incident_id)
+        if packed is None:
+            return None
+        state = unpack(packed)
+        self._unpacked = (incident_id, state)
+        return state
+
     def _store(self, state: State) -> None:
-        self.states[state["id"]] = state
-        self._dirty.add(state["id"])
-        view = open_view(state)
+        incident_id = sys.intern(state["id"])  # one string for it in keys, views, groups
+        self.states[incident_id] = pack(state)
+        self._unpacked = (incident_id, state)
+        self._dirty.add(incident_id)
+        view = _interned_view(state, incident_id)
         if view is None:
-            self.views.pop(state["id"], None)
+            self.views.pop(incident_id, None)
+            self._quiet.set(incident_id, state.get("last_at", math.inf))
         else:
-            self.views[state["id"]] = view
+            self.views[incident_id] = view
+            self._quiet.set(incident_id, None)
 
     def _join(self, key: Key, entry: tuple[float, str] | None) -> None:
         group = self.members.get(key)
@@ -319,14 +393,14 @@ class AlertTimeline:
         if self._next_sweep is not None and now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_EVERY_S
-        cutoff = now - self.retention_s
-        for incident_id, s in list(self.states.items()):
-            if incident_id not in self.views and s.get("last_at", math.inf) < cutoff:
-                del self.states[incident_id]
-                self._dirty.add(incident_id)
-                for index, key in _keys(s, None).items():
-                    if index != "incident":
-                        self._leave((index, key), (s["created"]["at"], incident_id))
+        for incident_id in self._quiet.pop_due(now - self.retention_s, strictly_before=True):
+            s = cast(State, self.state(str(incident_id)))
+            del self.states[str(incident_id)]
+            self._unpacked = None
+            self._dirty.add(str(incident_id))
+            for index, key in _keys(s, None).items():
+                if index != "incident":
+                    self._leave((index, key), (s["created"]["at"], incident_id))
         oldest = minute_of(now) - WEEK - 2 * HOUR - MINUTE  # a local week: up to 1 h longer
         for grade, xs in self.minute_list.items():
             cut = bisect.bisect_left(xs, oldest)
@@ -376,9 +450,9 @@ class AlertTimeline:
 
     def _items(self, key: Key) -> list[State]:
         if key[0] == "incident":
-            s = self.states.get(str(key[1]))
+            s = self.state(str(key[1]))
             return [s] if s is not None else []
-        return [self.states[i] for _, i in self.members.get(key, ())]
+        return [unpack(self.states[i]) for _, i in self.members.get(key, ())]
 
     def _fast(self, rule: Rule, key: Key, now: float) -> dict[str, Condition] | None:
         """Group rules from the group's count and longest-waiting members alone (None:
@@ -433,8 +507,8 @@ class AlertTimeline:
         candidates: list[float] = []
         index, subject = key
         if index == "incident":
-            s = self.states.get(str(subject))
             v = self.views.get(str(subject))
+            s = self.state(str(subject)) if v is not None else None
             if s is None or v is None or not _in_scope(rule, v.grade, v.area):
                 return math.inf
             if rule.kind == "attendance_overdue":

@@ -261,6 +261,52 @@ def test_a_restart_from_saved_state_carries_on_as_if_never_stopped() -> None:
     assert notes == whole
 
 
+def test_a_timeline_saved_before_records_were_packed_carries_on_the_same() -> None:
+    """An existing deployment's table holds whole incident states (before 2026-12-03): a
+    successor seeded from them raises what one seeded from packed records raises."""
+    events = scenario(4)
+    first = AlertTimeline(CONFIG, retention_s=2 * 86400)
+    for e in events:
+        first.offer(e)
+    first.advance(T0 + 3600)
+    packed, minutes = first.take_changes()
+    # What the older version saved: the folded state, with what the rules never read.
+    whole: dict[str, Any] = {}
+    for e in sorted(events, key=lambda e: e.at):
+        if e.at <= T0 + 3600:
+            whole[e.incident_id] = apply_event(whole.get(e.incident_id), e)
+    assert set(whole) == {i for i, s in packed.items() if s is not None}
+    runs = []
+    for saved in (list(packed.values()), list(whole.values())):
+        successor = AlertTimeline(CONFIG, retention_s=2 * 86400)
+        successor.seed(saved, [(g, m, n) for (g, m), n in minutes.items() if n],
+                       first.active, first.frontier)
+        for e in events:
+            successor.offer(e)
+        runs.append(successor.advance(T0 + SPAN_S)[1])
+    assert runs[0] == runs[1] and runs[0], "the same alerts from either form"
+
+
+@pytest.mark.parametrize("with_repeat_caller", [True, False])
+def test_the_timeline_keeps_only_what_the_rules_read_of_an_incident(
+        with_repeat_caller: bool) -> None:
+    """Not a second full copy: no channel, no category, and no caller reference unless a
+    rule reads it (it is pseudonymous, but what is not needed is not held)."""
+    rules = CONFIG if with_repeat_caller else CONFIG.model_copy(update={"rules": [
+        r for r in CONFIG.rules if r.kind != "repeat_caller"]})
+    timeline = AlertTimeline(rules, retention_s=2 * 86400)
+    doc = created("K1", grade="2", area="north")
+    doc["data"]["caller_ref"] = "caller0001"
+    timeline.offer(decode(doc))
+    timeline.advance(T0 + 60)
+    record = orjson.loads(timeline.take_changes()[0]["K1"])
+    full = apply_event(None, decode(doc))
+    assert {"channel", "category"} <= full["created"].keys()
+    assert "channel" not in record["created"] and "category" not in record["created"]
+    assert ("caller_ref" in record["created"]) is with_repeat_caller
+    assert record["created"]["area"] == "north" and record["grade"][3] == "2"
+
+
 def _decc_events() -> list[Event]:
     from pipeline.domain.events import event_from_document
     from pipeline.replay import load_mapping, plan
