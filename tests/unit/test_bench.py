@@ -76,4 +76,6 @@ def test_backlog_scale_bench_runs_and_reports_each_size(capsys, monkeypatch) -> 
     backlog_scale.main()
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.strip().startswith("300"))
-    assert len(row.split()) == 6 and "old/new tick" in out
+    assert len(row.split()) == 9 and "old/new tick" in out and "record/full" in out
+    # The timeline's record of an incident is smaller than the full state it used to copy.
+    assert 0 < float(row.split()[-1]) < 1
