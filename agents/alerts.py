@@ -16,13 +16,15 @@ another cannot make the other's events late.
 
 What the timeline holds is saved as it changes, in one table co-partitioned
 with the alert input (``alert-timeline``: the incidents' packed rule records and
-minute counts as of the frontier, the active alerts, the frontier, how far each raw partition has
-been read). Alert-input records are acknowledged only once every event in them
-is applied and saved, so a worker that takes the evaluation over (a restart, a
-SIGKILL, a rebalance; a standby has the table warm) starts from the table and
-reads again exactly the events not yet applied: it neither forgets a firing
-alert nor fires one twice. All of it lives in one :class:`Evaluation` object,
-dropped whole when the partition moves away.
+minute counts as of the frontier, the active alerts, the transitions not yet
+published, the frontier, how far each raw partition has been read), each step
+whole or not at all (pipeline.domain.journal). Alert-input records are
+acknowledged only once every event in them is applied and saved, so a worker
+that takes the evaluation over (a restart, a SIGKILL, a rebalance; a standby has
+the table warm) starts from the table, publishes what the last step saved but
+did not publish, and reads again exactly the events not yet applied: it neither
+forgets a firing alert nor fires one twice. All of it lives in one
+:class:`Evaluation` object, dropped whole when the partition moves away.
 
 Every transition (firing, resolved) is published to ``demand.alerts.v1``,
 keyed by fingerprint: the topic is the record. The ``notifier`` agent reads
@@ -37,6 +39,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import signal
 import time
 from typing import Any
 
@@ -59,12 +63,13 @@ from pipeline.app import (
     registry,
     settings,
 )
+from pipeline.domain import journal
 from pipeline.domain.alerting import Active, alert_record, alertmanager_payload
 from pipeline.domain.timeline import AlertTimeline, Changes
 from pipeline.domain.windows import FUTURE_TOLERANCE_S
 from pipeline.metrics import AlertsCollector
 from pipeline.passedover import PassedOver, settle_range
-from pipeline.tables import partitioned_table
+from pipeline.tables import durable, partitioned_table
 
 AGENT = "alerts"
 # Read at start: a missing secret stops the worker with one line, not every delivery later.
@@ -77,10 +82,14 @@ log = logging.getLogger(__name__)
 saved = partitioned_table(
     app, "alert-timeline", 1, owner=lambda p: ownership.evaluator,
     help="The alert timeline as of its frontier: i:<incident> (packed rule record), "
-         "m:<grade>|<minute>, "
+         "m:<grade>|<minute>, u:<seq> (transitions to publish), j / j:<n> (a step's journal), "
          "a:<fingerprint>, p:<raw partition>, frontier.")
 notified = app.Table("alerts-notified", default=None, partitions=settings.topic_partitions,
                      key_type=str, help="Firing alerts as last delivered, for re-sending.")
+
+
+def _outbox_key(seq: int) -> str:
+    return f"u:{seq:012d}"
 
 
 class Evaluation:
@@ -93,16 +102,38 @@ class Evaluation:
         self.latest: dict[int, float] = {}  # raw partition -> latest event time read
         self.offset: dict[int, int] = {}  # raw partition -> last offset read
         self.unacked: list[tuple[float, EventT]] = []  # (latest event time in it, record)
-        self.unsent: list[Active] = []  # transitions not yet handed to the producer
+        # Transitions not yet published, by sequence; saved with the step that made them
+        # (u:<seq>) and removed once the broker has them, so no crash can lose one.
+        self.outbox: dict[int, Active] = {}
+        self.outbox_saved: set[int] = set()
+        self.next_seq = 0
         self.changes: Changes = {}  # active-alert changes not yet saved
         self.saved_progress: dict[int, tuple[int, float | None]] = {}
+        self.saved_frontier: float | None = None
+        self.journaled_steps = 0
+        self.die_now = False  # fault injection (settings.fault_die_mid_step): tests only
         self.late_reported = 0
 
     def seed(self) -> None:
-        """Start from the restored table (empty on a first start)."""
+        """Start from the restored table (empty on a first start).
+
+        A step cut short by a crash is rolled forward from its journal
+        (pipeline.domain.journal), and the table mended before this worker's own first
+        step, so the state read is always that of a whole step."""
+        table = dict(saved.items_in([PARTITION]))
+        try:
+            rows, mend = journal.recover(table)
+        except ValueError as exc:  # records out of order: cannot happen, said if it does
+            log.error("evaluating alerts: %s; starting from the rows as they are", exc)
+            rows = {k: v for k, v in table.items() if not journal.is_journal(k)}
+            mend = [(k, None) for k in table if journal.is_journal(k)]
+        if table.get(journal.MARKER):
+            log.info("evaluating alerts: a step cut short by the last worker's end was "
+                     "completed from its journal")
+        self.write(mend)
         states, minutes, active = [], [], {}
         frontier = None
-        for key, value in saved.items_in([PARTITION]):
+        for key, value in rows.items():
             kind, _, rest = key.partition(":")
             if kind == "i":
                 states.append(value)
@@ -117,14 +148,26 @@ class Evaluation:
                 if latest is not None:
                     self.latest[int(rest)] = float(latest)
                 self.saved_progress[int(rest)] = (int(offset), latest)
+            elif kind == "u":
+                self.outbox[int(rest)] = value
+                self.outbox_saved.add(int(rest))
             elif key == "frontier":
                 frontier = float(value)
+        self.outbox = dict(sorted(self.outbox.items()))  # published again, in order
+        self.next_seq = max(self.outbox, default=-1) + 1
+        self.saved_frontier = frontier
         changes, notes = self.timeline.seed(states, minutes, active, frontier)
         self.changes.update(changes)
-        self.unsent.extend(notes)
-        log.info("evaluating alerts from %s: %d incidents, %d active alerts",
-                 "a saved timeline" if frontier is not None else "scratch",
-                 len(states), len(active))
+        self.queue(notes)
+        log.info("evaluating alerts from %s: %d incidents, %d active alerts, %d transitions "
+                 "to publish again", "a saved timeline" if frontier is not None else "scratch",
+                 len(states), len(active), len(self.outbox_saved))
+
+    def queue(self, notes: list[Active]) -> None:
+        """Keep transitions to publish, in order (saved with the step that made them)."""
+        for note in notes:
+            self.outbox[self.next_seq] = note
+            self.next_seq += 1
 
     def take(self, batch: alertinput.Batch, record: EventT) -> None:
         """Offer one alert-input record's events; keep the record until they are applied."""
@@ -169,32 +212,44 @@ class Evaluation:
         return None if lowest == -math.inf else lowest - config.windows.grace_seconds
 
     def save(self) -> None:
-        """Write what changed since the last step to the table (its changelog)."""
+        """Write what changed since the last step to the table (its changelog), all of it
+        or, if the worker dies half-way, none of it (pipeline.domain.journal)."""
         states, minutes = self.timeline.take_changes()
-        for incident_id, state in states.items():
-            if state is None:
-                saved.remove(PARTITION, f"i:{incident_id}")
-            else:
-                saved.put(PARTITION, f"i:{incident_id}", state)
-        for (grade, minute), n in minutes.items():
-            if n is None:
-                saved.remove(PARTITION, f"m:{grade}|{minute}")
-            else:
-                saved.put(PARTITION, f"m:{grade}|{minute}", n)
-        for fp, record in self.changes.items():
-            if record is None:
-                saved.remove(PARTITION, f"a:{fp}")
-            else:
-                saved.put(PARTITION, f"a:{fp}", record)
+        writes: list[journal.Write] = [(f"i:{i}", s) for i, s in states.items()]
+        writes += [(f"m:{grade}|{minute}", n) for (grade, minute), n in minutes.items()]
+        writes += [(f"a:{fp}", record) for fp, record in self.changes.items()]
         self.changes.clear()
+        writes += [(_outbox_key(seq), note) for seq, note in self.outbox.items()
+                   if seq not in self.outbox_saved]
+        self.outbox_saved.update(self.outbox)
         for partition, offset in self.offset.items():
             progress = (offset, self.latest.get(partition))
             if self.saved_progress.get(partition) != progress:
-                saved.put(PARTITION, f"p:{partition}", list(progress))
+                writes.append((f"p:{partition}", list(progress)))
                 self.saved_progress[partition] = progress
         frontier = self.timeline.frontier
-        if frontier is not None and saved.peek("frontier") != frontier:
-            saved.put(PARTITION, "frontier", frontier)
+        if frontier is not None and frontier != self.saved_frontier:
+            writes.append(("frontier", frontier))
+            self.saved_frontier = frontier
+        sent = journal.journaled(writes, time.time_ns())
+        if len(sent) > len(writes):
+            self.journaled_steps += 1
+            if 0 < settings.fault_die_mid_step <= self.journaled_steps and \
+                    any(key.startswith("u:") for key, _ in writes):
+                # The journal, its marker and every row but the last (a firing alert saved,
+                # not published), then nothing: a SIGKILL between a step's first and last
+                # record, made to happen on purpose.
+                sent = sent[:sent.index((journal.MARKER, None)) - 1]
+                self.die_now = True
+        self.write(sent)
+
+    @staticmethod
+    def write(writes: list[journal.Write]) -> None:
+        for key, value in writes:
+            if value is None:
+                saved.remove(PARTITION, key)
+            else:
+                saved.put(PARTITION, key, value)
 
     def acknowledge(self) -> None:
         """Acknowledge, in offset order, the records whose events are all applied and saved.
@@ -329,15 +384,21 @@ async def _advance(evaluation: Evaluation, highwaters: dict[int, int],
         evaluation.late_reported = late
         _say_late(late)
     evaluation.changes.update(changes)
-    evaluation.unsent.extend(notes)  # kept before any write that could fail: never lost
+    evaluation.queue(notes)  # kept before any write that could fail: never lost
     evaluation.save()
-    sent = []
-    while evaluation.unsent:  # in order; what a failed send leaves is sent on the next step
-        record = alert_record(evaluation.unsent[0])
-        sent.append(await alerts_topic.send(key=record["fingerprint"].encode(),
-                                            value=orjson.dumps(record)))
-        evaluation.unsent.pop(0)
+    if evaluation.die_now:
+        await durable()  # the half-written step is in the log, its alerts not published
+        log.warning("%s: fault injection: SIGKILL with a step half written", AGENT)
+        os.kill(os.getpid(), signal.SIGKILL)
+    sent = [await alerts_topic.send(key=record["fingerprint"].encode(),
+                                    value=orjson.dumps(record))
+            for record in map(alert_record, evaluation.outbox.values())]  # in order
     await asyncio.gather(*sent)  # published before the records that caused them are acked
+    # Only now out of the outbox: a send that failed leaves all of them for the next step.
+    evaluation.write([(_outbox_key(seq), None) for seq in evaluation.outbox
+                      if seq in evaluation.outbox_saved])
+    evaluation.outbox_saved.clear()
+    evaluation.outbox.clear()
 
 
 @app.agent(alerts_topic, name="notifier")

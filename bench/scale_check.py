@@ -15,7 +15,11 @@ scenario at a time, and compares each end state with the first scenario's:
 
 Scenarios: ``one`` (one worker), ``two`` (two, both started before the
 replay), ``two-kill`` (two, one SIGKILLed mid-replay and restarted),
-``two-join`` (one, a second joining mid-replay). Not part of ``make test``.
+``two-join`` (one, a second joining mid-replay), ``three`` and ``three-kill``
+(the same with three workers), ``two-outage`` (two workers catching up on the
+whole log when the broker is stopped for 30 s and started again: needs the
+broker to be the one ``deploy/kafka/kafka.sh`` runs with this environment's
+``DEMANDFLOW_KAFKA_PORT`` / ``_RUN_DIR``). Not part of ``make test``.
 """
 
 from __future__ import annotations
@@ -46,17 +50,26 @@ def run(scenario: str, bootstrap: str, root: Path, files: list[Path]) -> dict[st
     workdir = root / f"{scenario}-{ns.name}"
     workdir.mkdir(parents=True)
     env = {"DEMANDFLOW_CLOCK": "event"}
-    first = 1 if scenario in ("one", "two-join") else 2
-    workers = [Worker(ns, workdir, **env).start() for _ in range(first)]
+    first = {"one": 1, "two-join": 1, "three": 3, "three-kill": 3}.get(scenario, 2)
+    outage = scenario == "two-outage"
+    workers = [] if outage else [Worker(ns, workdir, **env).start() for _ in range(first)]
     replay = subprocess.Popen([sys.executable, "-m", "pipeline", "replay", *map(str, files),
                                "--mapping", "decc-cad", "--quiet"], env=ns.env(), cwd=workdir,
                               stdout=subprocess.DEVNULL)
-    if scenario in ("two-kill", "two-join"):
+    if outage:  # the whole log first, then two workers catching up on it
+        assert replay.wait(timeout=600) == 0
+        workers = [Worker(ns, workdir, **env).start() for _ in range(first)]
+    if scenario in ("two-kill", "three-kill", "two-join", "two-outage"):
         wait_for("the replay under way", lambda: _events(workers) > 6000, timeout=180,
                  interval=0.5)
-        if scenario == "two-kill":
+        if scenario.endswith("-kill"):
             workers[1].stop(signal.SIGKILL)
             workers[1] = Worker(ns, workdir, **env).start()
+        elif outage:
+            script = str(Path(__file__).resolve().parent.parent / "deploy/kafka/kafka.sh")
+            subprocess.run([script, "stop"], check=True, timeout=120)
+            time.sleep(30)
+            subprocess.run([script, "start"], check=True, timeout=300)
         else:
             workers.append(Worker(ns, workdir, **env).start())
     assert replay.wait(timeout=600) == 0
@@ -136,7 +149,8 @@ def compare(name: str, got: dict[str, Any], base: dict[str, Any], killed: bool) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scenarios", nargs="+",
-                        choices=["one", "two", "two-kill", "two-join"])
+                        choices=["one", "two", "two-kill", "two-join", "three", "three-kill",
+                                 "two-outage"])
     parser.add_argument("--files", nargs="*", type=Path, default=FILES)
     args = parser.parse_args()
     bootstrap = os.environ.get("DEMANDFLOW_BOOTSTRAP_SERVERS")
@@ -147,7 +161,7 @@ def main() -> None:
     base_name, base = results[0]
     print(f"baseline: {base_name}")
     for name, got in results[1:]:
-        compare(name, got, base, killed=name == "two-kill")
+        compare(name, got, base, killed=name.endswith("-kill"))
 
 
 if __name__ == "__main__":

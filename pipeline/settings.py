@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     alertmanager_ca_file: Path | None = None
     alert_resend_s: float = Field(default=30.0, gt=0)
     alert_valid_for_s: float = Field(default=180.0, gt=0)
+    # Fault injection for the test suite, never for production: the evaluator SIGKILLs its
+    # own process with its N-th journaled step half written (docs/alerts.md#limits).
+    fault_die_mid_step: int = Field(default=0, ge=0)
 
     @property
     def broker_url(self) -> str:
