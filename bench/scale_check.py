@@ -45,7 +45,8 @@ COUNTERS = ("demand_incidents_received_total", "demand_response_seconds_count",
             "demand_response_seconds_sum", "demand_sla_breaches_total")
 
 
-def run(scenario: str, bootstrap: str, root: Path, files: list[Path]) -> dict[str, Any]:
+def run(scenario: str, bootstrap: str, root: Path, files: list[Path],
+        mapping: str) -> dict[str, Any]:
     ns = BenchNamespace(bootstrap)
     workdir = root / f"{scenario}-{ns.name}"
     workdir.mkdir(parents=True)
@@ -54,7 +55,7 @@ def run(scenario: str, bootstrap: str, root: Path, files: list[Path]) -> dict[st
     outage = scenario == "two-outage"
     workers = [] if outage else [Worker(ns, workdir, **env).start() for _ in range(first)]
     replay = subprocess.Popen([sys.executable, "-m", "pipeline", "replay", *map(str, files),
-                               "--mapping", "decc-cad", "--quiet"], env=ns.env(), cwd=workdir,
+                               "--mapping", mapping, "--quiet"], env=ns.env(), cwd=workdir,
                               stdout=subprocess.DEVNULL)
     if outage:  # the whole log first, then two workers catching up on it
         assert replay.wait(timeout=600) == 0
@@ -67,9 +68,12 @@ def run(scenario: str, bootstrap: str, root: Path, files: list[Path]) -> dict[st
             workers[1] = Worker(ns, workdir, **env).start()
         elif outage:
             script = str(Path(__file__).resolve().parent.parent / "deploy/kafka/kafka.sh")
-            subprocess.run([script, "stop"], check=True, timeout=120)
+            broker_env = {k: v for k, v in os.environ.items()
+                          if k != "DEMANDFLOW_BOOTSTRAP_SERVERS"}  # else it leaves it alone
+            subprocess.run([script, "stop"], check=True, timeout=120, env=broker_env)
             time.sleep(30)
-            subprocess.run([script, "start"], check=True, timeout=300)
+            subprocess.run([script, "start"], check=True, timeout=300, env=broker_env)
+            print(f"{scenario}: broker stopped for 30 s and started again", flush=True)
         else:
             workers.append(Worker(ns, workdir, **env).start())
     assert replay.wait(timeout=600) == 0
@@ -152,12 +156,21 @@ def main() -> None:
                         choices=["one", "two", "two-kill", "two-join", "three", "three-kill",
                                  "two-outage"])
     parser.add_argument("--files", nargs="*", type=Path, default=FILES)
+    parser.add_argument("--reopen-stays-open", action="store_true",
+                        help="replay with a mapping that keeps a reopen with no later close "
+                             "open (as the make-test fault suite does), so the end state has "
+                             "open incidents to compare; the shipped mapping closes them all")
     args = parser.parse_args()
     bootstrap = os.environ.get("DEMANDFLOW_BOOTSTRAP_SERVERS")
     if not bootstrap:
         sys.exit("set DEMANDFLOW_BOOTSTRAP_SERVERS (e.g. deploy/kafka/kafka.sh start)")
     root = Path(".run/scale-check")
-    results = [(s, run(s, bootstrap, root, args.files)) for s in args.scenarios]
+    root.mkdir(parents=True, exist_ok=True)
+    mapping = "decc-cad"
+    if args.reopen_stays_open:
+        from tests.integration.test_scale_out import mapping_file
+        mapping = str(mapping_file(root.resolve()))
+    results = [(s, run(s, bootstrap, root, args.files, mapping)) for s in args.scenarios]
     base_name, base = results[0]
     print(f"baseline: {base_name}")
     for name, got in results[1:]:

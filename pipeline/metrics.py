@@ -77,7 +77,8 @@ class Metrics:
             "events).", registry=registry)
         self.alert_events_late = Counter(
             "demand_alert_events_late", "Events that reached the alert timeline after its "
-            "frontier had passed their time: applied at the frontier, so alerts about them are "
+            "frontier had passed their time and changed an incident (a redelivered event is "
+            "not counted): applied at the frontier, so alerts about them are "
             "stamped later than their own instant (a source or replay faster than the frontier "
             "allows: docs/alerts.md#limits).", registry=registry)
         self.offsets_passed_over = Counter(

@@ -179,7 +179,9 @@ class AlertTimeline:
         self.frontier: float | None = None
         self._held: list[tuple[float, int, str, int, Event]] = []
         self._late: list[Event] = []
-        self.late_count = 0  # events offered after the frontier had passed them
+        # Events offered after the frontier had passed them that changed an incident (a
+        # redelivered event, already applied, is not late: at-least-once, not lateness).
+        self.late_count = 0
         self._timers: list[tuple[float, int, Any]] = []
         self._due: dict[Any, float] = {}
         self._seq = itertools.count()
@@ -195,7 +197,6 @@ class AlertTimeline:
         it has already passed)."""
         if self.frontier is not None and ev.at <= self.frontier:
             self._late.append(ev)
-            self.late_count += 1
         else:
             heapq.heappush(self._held, (ev.at, RANK[ev.event_type], ev.event_id,
                                         next(self._seq), ev))
@@ -258,7 +259,10 @@ class AlertTimeline:
             late, self._late = self._late, []
             touched: set[Key] = set()
             for ev in late:
-                touched |= self._apply(ev)
+                changed = self._apply(ev)
+                if changed:
+                    self.late_count += 1
+                    touched |= changed
             self._lifecycle(self._evaluate(touched, self.frontier), self.frontier,
                             changes, notes)
         if to is None:

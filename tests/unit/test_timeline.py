@@ -224,10 +224,23 @@ def test_an_event_arriving_after_the_frontier_is_applied_there() -> None:
     timeline.offer(decode(created("G1", grade="1")))
     timeline.advance(T0 + 1000)  # fired at 15 min
     timeline.offer(decode(event("G1", "arrived", 10, {})))  # said 10 min, came after 16
-    assert timeline.late_count == 1  # counted: the worker reports it
     changes, notes = timeline.advance(T0 + 1001)
+    assert timeline.late_count == 1  # counted: the worker reports it
     assert [(n["status"], n["ends_at"]) for n in notes] == [("resolved", T0 + 1000)]
     assert list(changes.values()) == [None]
+
+
+def test_an_event_delivered_again_after_the_frontier_is_not_late() -> None:
+    """At-least-once: after a rebalance the new owner sends events already applied. They
+    change nothing and are not counted late (a worker would otherwise warn of lateness
+    at every rebalance)."""
+    timeline = AlertTimeline(CONFIG, retention_s=2 * 86400)
+    first = decode(created("G1", grade="1"))
+    timeline.offer(first)
+    timeline.advance(T0 + 1000)
+    timeline.offer(first)
+    changes, notes = timeline.advance(T0 + 1001)
+    assert timeline.late_count == 0 and notes == [] and changes == {}
 
 
 def test_a_restart_from_saved_state_carries_on_as_if_never_stopped() -> None:
