@@ -88,6 +88,17 @@ notified = app.Table("alerts-notified", default=None, partitions=settings.topic_
                      key_type=str, help="Firing alerts as last delivered, for re-sending.")
 
 
+Progress = dict[int, tuple[int, float | None]]  # raw partition -> (last offset, latest time)
+
+
+def _merge(into: Progress, more: Progress) -> None:
+    for partition, (offset, latest) in more.items():
+        old_offset, old_latest = into.get(partition, (-1, None))
+        into[partition] = (max(old_offset, offset),
+                           latest if old_latest is None or (latest is not None and
+                                                            latest > old_latest) else old_latest)
+
+
 def _outbox_key(seq: int) -> str:
     return f"u:{seq:012d}"
 
@@ -101,7 +112,13 @@ class Evaluation:
         self.timeline = AlertTimeline(config, settings.closed_retention_s)
         self.latest: dict[int, float] = {}  # raw partition -> latest event time read
         self.offset: dict[int, int] = {}  # raw partition -> last offset read
-        self.unacked: list[tuple[float, EventT]] = []  # (latest event time in it, record)
+        # Records not yet acknowledged: (latest event time in it, how far it reads each raw
+        # partition, the record), in offset order.
+        self.unacked: list[tuple[float, Progress, EventT]] = []
+        # How far the acknowledged records read each raw partition: all their events are in
+        # the saved state, so this (not self.offset, which counts events still held) is
+        # what is saved; a successor reads the rest again from the alert input.
+        self.acked_progress: Progress = {}
         # Transitions not yet published, by sequence; saved with the step that made them
         # (u:<seq>) and removed once the broker has them, so no crash can lose one.
         self.outbox: dict[int, Active] = {}
@@ -110,6 +127,7 @@ class Evaluation:
         self.changes: Changes = {}  # active-alert changes not yet saved
         self.saved_progress: dict[int, tuple[int, float | None]] = {}
         self.saved_frontier: float | None = None
+        self.to_acknowledge = 0  # records the last save counted applied
         self.journaled_steps = 0
         self.die_now = False  # fault injection (settings.fault_die_mid_step): tests only
         self.late_reported = 0
@@ -148,6 +166,7 @@ class Evaluation:
                 if latest is not None:
                     self.latest[int(rest)] = float(latest)
                 self.saved_progress[int(rest)] = (int(offset), latest)
+                self.acked_progress[int(rest)] = (int(offset), latest)
             elif kind == "u":
                 self.outbox[int(rest)] = value
                 self.outbox_saved.add(int(rest))
@@ -173,15 +192,30 @@ class Evaluation:
         """Offer one alert-input record's events; keep the record until they are applied."""
         newest = -math.inf
         now = time.time()
+        progress: Progress = {}
         for partition, offset in batch.progress.items():
-            self.offset[partition] = max(self.offset.get(partition, -1), offset)
+            _merge(progress, {partition: (offset, None)})
         for partition, offset, ev in batch.events:
-            self.offset[partition] = max(self.offset.get(partition, -1), offset)
-            if ev.at <= now + FUTURE_TOLERANCE_S and ev.at > self.latest.get(partition, -1e18):
-                self.latest[partition] = ev.at
+            valid = ev.at <= now + FUTURE_TOLERANCE_S
+            _merge(progress, {partition: (offset, ev.at if valid else None)})
             self.timeline.offer(ev)
             newest = max(newest, ev.at)
-        self.unacked.append((newest, record))
+        for partition, (offset, latest) in progress.items():
+            self.offset[partition] = max(self.offset.get(partition, -1), offset)
+            if latest is not None and latest > self.latest.get(partition, -1e18):
+                self.latest[partition] = latest
+        self.unacked.append((newest, progress, record))
+
+    def applied(self) -> int:
+        """How many records at the head of the unacknowledged ones have every event applied
+        (in offset order, stopping at the first still waiting: see acknowledge())."""
+        frontier = self.timeline.frontier
+        done = 0
+        for newest, _, _ in self.unacked:
+            if not (newest == -math.inf or (frontier is not None and newest <= frontier)):
+                break
+            done += 1
+        return done
 
     def frontier(self, wall: float, highwaters: dict[int, int],
                  read_before: dict[int, float]) -> float | None:
@@ -222,11 +256,7 @@ class Evaluation:
         writes += [(_outbox_key(seq), note) for seq, note in self.outbox.items()
                    if seq not in self.outbox_saved]
         self.outbox_saved.update(self.outbox)
-        for partition, offset in self.offset.items():
-            progress = (offset, self.latest.get(partition))
-            if self.saved_progress.get(partition) != progress:
-                writes.append((f"p:{partition}", list(progress)))
-                self.saved_progress[partition] = progress
+        writes += self.progress_writes()
         frontier = self.timeline.frontier
         if frontier is not None and frontier != self.saved_frontier:
             writes.append(("frontier", frontier))
@@ -243,6 +273,20 @@ class Evaluation:
                 self.die_now = True
         self.write(sent)
 
+    def progress_writes(self) -> list[journal.Write]:
+        """How far the records about to be acknowledged read each raw partition, where it
+        changed: saved with the step, so a successor's frontier waits for the records it
+        must read again (the held events of unacknowledged ones are not in the state)."""
+        self.to_acknowledge = self.applied()
+        for _, progress, _ in self.unacked[:self.to_acknowledge]:
+            _merge(self.acked_progress, progress)
+        writes: list[journal.Write] = []
+        for partition, progress in self.acked_progress.items():
+            if self.saved_progress.get(partition) != progress:
+                writes.append((f"p:{partition}", list(progress)))
+                self.saved_progress[partition] = progress
+        return writes
+
     @staticmethod
     def write(writes: list[journal.Write]) -> None:
         for key, value in writes:
@@ -252,7 +296,7 @@ class Evaluation:
                 saved.put(PARTITION, key, value)
 
     def acknowledge(self) -> None:
-        """Acknowledge, in offset order, the records whose events are all applied and saved.
+        """Acknowledge the records the last save counted applied, in offset order.
 
         In order, stopping at the first record still waiting: Faust commits past a
         single unacknowledged record at the head of its acked offsets (faust-streaming
@@ -260,14 +304,10 @@ class Evaluation:
         so acknowledging a later record first could commit an unapplied one, and a
         takeover would never apply it (found by reading the code after a SIGKILL test
         ended one alert episode short)."""
-        frontier = self.timeline.frontier
-        done = 0
-        for newest, record in self.unacked:
-            if not (newest == -math.inf or (frontier is not None and newest <= frontier)):
-                break
+        for _, _, record in self.unacked[:self.to_acknowledge]:
             record.ack()
-            done += 1
-        del self.unacked[:done]
+        del self.unacked[:self.to_acknowledge]
+        self.to_acknowledge = 0
 
 
 _late_said_at = 0.0
@@ -337,7 +377,7 @@ async def _take(message: Any, record: Any) -> None:
         batch = alertinput.decode(message.value)
     except Exception as exc:  # guard: one record must never crash the agent
         await guard_failed(AGENT, message, exc)
-        _current().unacked.append((-math.inf, record))  # acked in its turn, not before
+        _current().unacked.append((-math.inf, {}, record))  # acked in its turn, not before
         return
     _current().take(batch, record)
 

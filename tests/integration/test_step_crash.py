@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 def test_a_step_cut_short_by_a_sigkill_is_completed_and_published(
         ns: Namespace, workdir: Path) -> None:
     assert len(FILES) == 7, "the shared data is missing"
-    first = Worker(ns, workdir, DEMANDFLOW_CLOCK="event", DEMANDFLOW_FAULT_DIE_MID_STEP="5")
+    first = Worker(ns, workdir, DEMANDFLOW_CLOCK="event", DEMANDFLOW_FAULT_DIE_MID_STEP="1")
     first.start()
     replay = start_replay(ns, workdir)
     try:
