@@ -22,6 +22,7 @@ before them nor pass them unhandled.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -35,6 +36,10 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 READ_TIMEOUT_S = 30.0
+# A broker outage may keep passed-over records from being read this long before the worker
+# gives up and exits (its restart reads them); tried again with back-off meanwhile.
+READ_RETRY_S = 180.0
+READ_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0)
 
 
 @dataclass
@@ -70,28 +75,45 @@ class PassedOver:
         """The records passed over just before ``message`` (a Faust message), read from the
         log; the agent handles them first. A new assignment's first record should be at the
         partition's committed offset (as Faust's ``consumer`` last sought to), or at the
-        start of its log if the group has committed none (see :func:`_start`). A worker that
-        cannot read them exits without committing (exit 70): its restart reads them."""
+        start of its log if the group has committed none (see :func:`_start`). While the
+        broker cannot be reached they are tried again with back-off (the agent can do
+        nothing else meanwhile: its next records depend on them); a worker that still
+        cannot read them after :data:`READ_RETRY_S` exits without committing (exit 70):
+        its restart reads them."""
         self._new_generation(generation)
         if message.partition not in self._next:
             self.expect(generation, message.partition, await _start(consumer, message.tp))
         missing = self.check(generation, message.partition, message.offset)
         if missing is None:
             return []
-        try:
-            records = await self.read(message.partition, *missing)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.critical("%s[%d]: reading passed-over offsets %d-%d failed (%s); exiting "
-                         "without committing", self.topic, message.partition, *missing,
-                         type(exc).__name__)
-            os._exit(70)
+        records = await self._read_patiently(message.partition, *missing)
         if self.counter is not None:
             self.counter.labels(self.topic).inc(missing[1] - missing[0] + 1)
         if settle:
             self.handled(message.partition, *missing)
         return records
+
+    async def _read_patiently(self, partition: int, first: int, last: int) -> list[Record]:
+        """:meth:`read`, tried again with back-off through a broker outage (seen: a worker
+        exited 4 s into a 30 s outage, reading a range passed over just before it)."""
+        give_up = time.monotonic() + READ_RETRY_S
+        for attempt in itertools.count():
+            try:
+                return await self.read(partition, first, last)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = READ_BACKOFF_S[min(attempt, len(READ_BACKOFF_S) - 1)]
+                if time.monotonic() + delay > give_up:
+                    log.critical("%s[%d]: reading passed-over offsets %d-%d failed for %.0f s "
+                                 "(%s); exiting without committing", self.topic, partition,
+                                 first, last, READ_RETRY_S, type(exc).__name__)
+                    os._exit(70)
+                log.warning("%s[%d]: reading passed-over offsets %d-%d failed (%s); trying "
+                            "again in %.0f s", self.topic, partition, first, last,
+                            type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     def expect(self, generation: int, partition: int, offset: int | None) -> None:
         """Start a partition's watch at ``offset`` (its committed offset), if not started."""
