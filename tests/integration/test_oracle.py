@@ -143,9 +143,14 @@ def test_pipeline_equals_independent_recomputation(ns: Namespace, workdir: Path)
         # Every resend is dropped: as a duplicate while its incident is in state, as late
         # once the incident was closed long enough ago to be forgotten (else it would
         # come back to life as open and the backlog below would not match).
-        duplicate = worker.metric_sum("demand_events_total", outcome="duplicate")
+        # Waited for, not read once: the last accepted event can be counted before the
+        # resends behind it in the same partition (seen: 680 of 681, a fresh-clone run).
+        def dropped() -> float:
+            return sum(worker.metric_sum("demand_events_total", outcome=o)
+                       for o in ("duplicate", "late"))
+        wait_for("every resend dropped, as a duplicate or late",
+                 lambda: dropped() == len(sent) - len(unique), timeout=60, interval=1)
         late = worker.metric_sum("demand_events_total", outcome="late")
-        assert duplicate + late == len(sent) - len(unique)
         assert late > 0, "the log spans 8 days: some resends come after their incident is forgotten"
         check_everything(worker, incs, counters=True)
     finally:
