@@ -22,6 +22,8 @@ through ``demandflow.rekey.v1``.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 
 import orjson
@@ -44,8 +46,9 @@ from pipeline.domain.clocks import attendance_breached, stage_seconds
 from pipeline.domain.due import DueIndex, breach_due_at, forget_due_at
 from pipeline.domain.events import Event, event_from_document
 from pipeline.domain.incident_state import state_record
+from pipeline.domain.windows import FUTURE_TOLERANCE_S
 from pipeline.passedover import PassedOver
-from pipeline.tables import partitioned_table
+from pipeline.tables import durable, partitioned_table
 
 AGENT = "backlog"
 log = logging.getLogger(__name__)
@@ -74,7 +77,8 @@ async def backlog(stream: StreamT) -> None:
 
 async def _fold_record(message) -> None:  # type: ignore[no-untyped-def]
     try:
-        fold(message.partition, event_from_document(orjson.loads(message.value)))
+        fold(message.partition, event_from_document(orjson.loads(message.value)),
+             ("k", message.offset))
     except Exception as exc:  # guard: one record must never crash the agent
         await guard_failed(AGENT, message, exc)
 
@@ -108,6 +112,7 @@ class PartitionState:
         self.pending: Changed = {}
         self.windows = windows.PartitionWindows(partition)
         self._due: Due | None = None
+        self._watermark: float | None = None  # moved by this batch, not yet written
 
     def current(self, incident_id: str) -> State | None:
         """The incident's latest state: folded but not yet written, else the table's."""
@@ -115,11 +120,18 @@ class PartitionState:
             return self.pending[incident_id]
         return incidents.peek(incident_id)  # type: ignore[no-any-return]
 
-    def fold(self, ev: Event) -> None:
-        """Fold one event into the pending states (written by :func:`save`)."""
+    def fold(self, ev: Event, source: tuple[str, int] | None = None) -> None:
+        """Fold one event into the pending states (written by :func:`save`).
+
+        ``source`` (topic tag, offset) lets the demand counts recognise a record read
+        again after a crash (agents.windows)."""
         before = self.current(ev.incident_id)
-        folded = fold_event(before, ev, self.forget_horizon(), settings.dedup_per_incident)
+        watermark = self.watermark()
+        horizon = None if watermark is None else watermark - settings.closed_retention_s
+        folded = fold_event(before, ev, horizon, settings.dedup_per_incident)
         metrics.count_event(ev.event_type, folded.outcome)
+        if ev.event_type == "created":
+            self._advance(ev.at)
         if folded.after is None:
             if before is not None:  # forgotten here, not by the clock: the same either way
                 self.pending[ev.incident_id] = None
@@ -130,13 +142,30 @@ class PartitionState:
         if folded.outcome == "accepted":
             # The event is evidence that event time has reached ev.at, less the grace.
             record_changes(self.windows, folded.before, folded.after,
-                           now=ev.at - config.windows.grace_seconds)
+                           now=ev.at - config.windows.grace_seconds, watermark=watermark,
+                           source=source)
             self.pending[ev.incident_id] = folded.after
+
+    def _advance(self, at: float) -> None:
+        """Move the watermark to a call at ``at`` (a creation folded, new or read again:
+        so a record read again after a crash moves it exactly as it did the first time).
+        A clock running fast at a source must not make everyone else "late": a call
+        stamped in the future does not move it."""
+        watermark = self.watermark()
+        if (watermark is None or at > watermark) and at <= time.time() + FUTURE_TOLERANCE_S:
+            self._watermark = at
+            self.windows.expire(at)
+
+    def watermark(self) -> float | None:
+        """The latest call time folded on this partition, this batch's included."""
+        if self._watermark is not None:
+            return self._watermark
+        return stored_watermark(self.partition)
 
     def forget_horizon(self) -> float | None:
         """Closed incidents quiet since before this event time are forgotten (None: no data
-        yet): the partition's watermark, pending counts included, less the retention."""
-        wm = self.windows.watermark()
+        yet): the partition's watermark, this batch's included, less the retention."""
+        wm = self.watermark()
         return None if wm is None else wm - settings.closed_retention_s
 
     def replace(self, incident_id: str, state: State | None) -> None:
@@ -165,6 +194,30 @@ class PartitionState:
         taken, self.pending = self.pending, {}
         return taken
 
+    def write_watermark(self) -> None:
+        """Write the watermark this batch moved, after the batch's incident rows (one
+        changelog partition keeps the order): durable only with every state before it."""
+        if self._watermark is not None:
+            incidents.put_meta(self.partition, "wm", self._watermark)
+            self._watermark = None
+
+
+def _fault_due(held: list[PartitionState]) -> bool:
+    """Whether this batch is the one settings.fault_die_between_tables_at names (tests)."""
+    at = settings.fault_die_between_tables_at
+    if at is None:
+        return False
+    moved = [ps._watermark for ps in held if ps._watermark is not None]
+    return bool(moved) and max(moved) >= at.timestamp()
+
+
+def stored_watermark(partition: int) -> float | None:
+    """The latest call time folded on ``partition``, as written with its incidents."""
+    value = incidents.meta(partition, "wm")
+    if value is None:
+        return windows.legacy_watermark(partition)
+    return float(value)
+
 
 _states: dict[int, PartitionState] = {}
 _states_generation = -1
@@ -183,23 +236,40 @@ def partition_state(partition: int) -> PartitionState:
     return state
 
 
-def fold(partition: int, ev: Event) -> None:
+def fold(partition: int, ev: Event, source: tuple[str, int] | None = None) -> None:
     """Fold one event of ``partition`` (ingest's entry point)."""
-    partition_state(partition).fold(ev)
+    partition_state(partition).fold(ev, source)
 
 
 async def save() -> None:
     """Write what is pending: each changed incident once, then publish them.
 
-    The table and the window buckets are written before any await, so views
-    see whole batches.
+    The table and the window buckets are written to memory before any await, so
+    views see whole batches. Their changelog records go out in an order that a
+    crash at any point leaves restorable (docs/state.md#one-batch-across-two-tables):
+    the demand counts first, and the incident rows and then the watermark only once
+    the broker has the counts. A state durable with its creation then always has
+    its count durable too; a count durable without its incident is recognised when
+    the record is read again (agents.windows).
     """
     held = list(_states.values())
     changed = [(ps, incident_id, state) for ps in held for incident_id, state in ps.take().items()]
+    die = _fault_due(held)
     for ps in held:
         ps.windows.flush()
-    for ps, incident_id, state in changed:
-        ps.write(incident_id, state)
+    incidents.hold()
+    try:
+        for ps, incident_id, state in changed:
+            ps.write(incident_id, state)
+        for ps in held:
+            ps.write_watermark()
+    finally:
+        await durable(windows.minutes)
+        if die:
+            log.warning("%s: fault injection: SIGKILL with a batch's counts durable and its "
+                        "incidents not", AGENT)
+            os.kill(os.getpid(), signal.SIGKILL)
+        incidents.release()
     try:
         for _, incident_id, state in changed:
             if state is None:
@@ -219,12 +289,14 @@ async def publish_state(state: State) -> None:
 
 
 def record_changes(demand: windows.PartitionWindows, before: State | None, after: State,
-                   now: float) -> None:
+                   now: float, watermark: float | None,
+                   source: tuple[str, int] | None = None) -> None:
     """Count what became true with this change, once. May set ``after["breached"]``."""
     created = after.get("created")
     if created is not None and (before is None or "created" not in before):
         metrics.incidents_received.labels(created["grade"], created["channel"]).inc()
-        demand.count_incident(created["at"], created["grade"], created["channel"])
+        demand.count_incident(created["at"], created["grade"], created["channel"],
+                              watermark, source)
     if created is None:
         return
     grade = after["grade"][3]

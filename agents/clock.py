@@ -58,7 +58,7 @@ async def on_tick(partition: int, wall: float) -> None:
         return  # still restoring: its index is built from the table once it is whole
     held = partition_state(partition)
     cutoff = held.forget_horizon()
-    now = effective_now(settings.clock, wall, held.windows.watermark(),
+    now = effective_now(settings.clock, wall, held.watermark(),
                         config.windows.grace_seconds)
     index = held.due()
     forget = [] if cutoff is None else index.forget.pop_due(cutoff, strictly_before=True)

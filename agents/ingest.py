@@ -111,7 +111,7 @@ async def _handle(message) -> Event | None:  # type: ignore[no-untyped-def]
     key = ev.incident_id.encode()
     await publish(events_topic, key, message.value)
     if message.partition == partition_for(ev.incident_id, settings.topic_partitions):
-        backlog.fold(message.partition, ev)
+        backlog.fold(message.partition, ev, ("r", message.offset))
     else:
         await publish(rekey_topic, key, message.value)
     return ev

@@ -3,8 +3,16 @@
 Called by the backlog agent when an incident's first ``created`` event is
 applied (the incident state makes that exactly once per incident, whatever
 the duplicates). Keys carry the source partition (``<partition>:<minute>``) so
-that each changelog partition owns its keys and restores them unchanged; the
-watermark of each partition is kept beside them (``<partition>:wm``).
+that each changelog partition owns its keys and restores them unchanged. The
+partition's watermark is kept with its incidents (agents.backlog), not here: it
+must never be durable ahead of the incident states it decides about.
+
+A bucket also says, per source topic (``@r`` raw, ``@k`` re-keyed), the offset of
+the last event counted in it. Each bucket is one changelog record, so after a
+crash a bucket either has an event's count and its offset or neither; an event
+read again is counted only if its bucket does not have it yet. That makes the
+counts exact whichever of the batch's records (counts, incidents) reached the
+log before the crash (docs/state.md#one-batch-across-two-tables).
 
 The folding agents work in batches: a partition's changes wait in its
 :class:`PartitionWindows` (read before the table, so the batch sees its own
@@ -28,6 +36,8 @@ minutes = partitioned_table(app, "demand-minutes", settings.topic_partitions,
                             help="Incoming incidents per minute, by grade|channel.")
 
 _RETENTION = w.retention_seconds(config.windows.sizes_seconds)
+# A bucket's entries that are not counts: the offset counted last, per source topic.
+SOURCE_PREFIX = "@"
 
 
 class PartitionWindows:
@@ -52,28 +62,28 @@ class PartitionWindows:
                 minutes.put(self.partition, key, value)
         self.pending.clear()
 
-    def watermark(self) -> float | None:
-        """The latest call time counted on this partition, pending counts included."""
-        value = self._get(f"{self.partition}:wm")
-        return None if value is None else float(value)
-
-    def count_incident(self, at: float, grade: str, channel: str) -> bool:
-        """Count a new incident in its minute; False (and counted as late) if beyond grace."""
-        wm_key = f"{self.partition}:wm"
-        watermark = self._get(wm_key)
+    def count_incident(self, at: float, grade: str, channel: str, watermark: float | None,
+                       source: tuple[str, int] | None = None) -> bool:
+        """Count a new incident in its minute; False if beyond grace of ``watermark``
+        (counted as late) or if its bucket already counts the event at ``source``
+        (topic tag, offset): a record read again after a crash that left this bucket
+        durable and the incident not."""
+        key = f"{self.partition}:{w.minute_of(at)}"
+        bucket = self._get(key)
+        if source is not None and bucket is not None:
+            through = bucket.get(SOURCE_PREFIX + source[0])
+            if through is not None and through >= source[1]:
+                return False
         if w.is_late(at, watermark, config.windows.grace_seconds):
             metrics.count_event("created", "late")
             return False
-        key = f"{self.partition}:{w.minute_of(at)}"
-        self.pending[key] = w.add(self._get(key), grade, channel)
-        # A clock running fast at a source must not make everyone else "late": an event
-        # stamped in the future does not move the watermark.
-        if (watermark is None or at > watermark) and at <= time.time() + w.FUTURE_TOLERANCE_S:
-            self.pending[wm_key] = at
-            self._expire(at)
+        counted = w.add(bucket, grade, channel)
+        if source is not None:
+            counted[SOURCE_PREFIX + source[0]] = source[1]
+        self.pending[key] = counted
         return True
 
-    def _expire(self, watermark: float) -> None:
+    def expire(self, watermark: float) -> None:
         """Drop this partition's buckets older than the retention (a week + a day)."""
         cutoff = w.minute_of(watermark - _RETENTION)
         oldest = self.oldest
@@ -89,7 +99,14 @@ class PartitionWindows:
 
 
 def watermark(partition: int) -> float | None:
-    """The latest call time counted on this partition (event time), as written."""
+    """The latest call time folded on this partition (event time), as written."""
+    from agents.backlog import stored_watermark  # backlog imports this module
+    return stored_watermark(partition)
+
+
+def legacy_watermark(partition: int) -> float | None:
+    """The watermark as versions before 2026-12-04 kept it, beside the counts: read
+    only for a partition whose incidents table has none yet."""
     value = minutes.peek(f"{partition}:wm")
     return None if value is None else float(value)
 
@@ -132,5 +149,6 @@ def buckets(since: float | None = None, partitions: Iterable[int] | None = None
             continue
         merged = out.setdefault(int(m), {})
         for cell, n in counts.items():
-            merged[cell] = merged.get(cell, 0) + n
+            if not cell.startswith(SOURCE_PREFIX):
+                merged[cell] = merged.get(cell, 0) + n
     return list(out.items())

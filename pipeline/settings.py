@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AwareDatetime, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # Fault injection for the test suite, never for production: the evaluator SIGKILLs its
     # own process with its N-th journaled step half written (docs/alerts.md#limits).
     fault_die_mid_step: int = Field(default=0, ge=0)
+    # Fault injection for the test suite, never for production: the worker SIGKILLs its own
+    # process in the first batch that moves a partition's watermark to this event time or
+    # later, once the batch's demand counts are durable and before its incident rows are
+    # sent (docs/state.md#one-batch-across-two-tables).
+    fault_die_between_tables_at: AwareDatetime | None = None
 
     @property
     def broker_url(self) -> str:

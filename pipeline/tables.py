@@ -36,6 +36,8 @@ import faust
 
 _tables: list[PartitionedTable] = []
 log = logging.getLogger(__name__)
+# Keys of a table's per-partition metadata rows (see PartitionedTable.put_meta).
+META_PREFIX = "\x00"
 # Exit status when a changelog write fails after the producer's own retries.
 EXIT_CHANGELOG_FAILED = 70
 
@@ -55,12 +57,37 @@ class PartitionedTable(faust.Table):
         self._keys_of: dict[int, set[Any]] = {}
         self._partition_of: dict[Any, int] = {}
         self._unacked: list[asyncio.Future[Any]] = []
+        self._held: list[Any] | None = None
 
-    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
-        """Faust's changelog send, remembering the record until the broker has it."""
-        fut = super().send_changelog(*args, **kwargs)
+    def send_changelog(self, partition: int | None, key: Any, value: Any,
+                       key_serializer: Any = None, value_serializer: Any = None) -> Any:
+        """Faust's changelog send, remembering the record until the broker has it; while
+        :meth:`hold` is on, the record is made but not yet handed to the producer."""
+        if self._held is None:
+            fut = super().send_changelog(partition, key, value, key_serializer,
+                                         value_serializer)
+        else:
+            fut = self.changelog_topic.as_future_message(
+                key=key, value=value, partition=partition,
+                key_serializer=key_serializer or self.key_serializer,
+                value_serializer=value_serializer or self.value_serializer,
+                callback=self._on_changelog_sent, eager_partitioning=True)
+            self._held.append(fut)
         self._unacked.append(fut)
         return fut
+
+    def hold(self) -> None:
+        """Write to memory from now on, but keep the changelog records back until
+        :meth:`release`: readers see a batch's rows at once while the batch orders its
+        records across tables (agents.backlog.save: demand counts durable first)."""
+        self._held = []
+
+    def release(self) -> None:
+        """Hand the held records to the producer, in the order they were written."""
+        held, self._held = self._held or [], None
+        producer = self.app.producer
+        for fut in held:
+            producer.send_soon(fut)
 
     async def durable(self) -> None:
         """Return once every changelog record sent so far is acknowledged by the broker."""
@@ -89,6 +116,16 @@ class PartitionedTable(faust.Table):
         finally:
             self._explicit_partition = None
         self._unindex(key)
+
+    def put_meta(self, partition: int, name: str, value: Any) -> None:
+        """A row about the partition itself, in its changelog partition after the rows
+        written before it (one partition's records reach the log in the order sent):
+        whoever restores it has every row written before it. Not a key of the partition
+        (``keys_in``/``items_in`` never list it)."""
+        self.put(partition, meta_key(partition, name), value)
+
+    def meta(self, partition: int, name: str) -> Any:
+        return self.data.get(meta_key(partition, name))
 
     def peek(self, key: Any) -> Any:
         """``table.get(key)`` without Faust's per-read sensor call (measured: ~9 % of the
@@ -143,9 +180,10 @@ class PartitionedTable(faust.Table):
         if wrote is not None:
             wrote(key, partition)
         if old is not None:
-            self._keys_of[old].discard(key)
+            self._keys_of.get(old, set()).discard(key)
         self._partition_of[key] = partition
-        self._keys_of.setdefault(partition, set()).add(key)
+        if not (isinstance(key, str) and key.startswith(META_PREFIX)):
+            self._keys_of.setdefault(partition, set()).add(key)
 
     def _unindex(self, key: Any) -> None:
         wrote = getattr(self.data, "wrote", None)
@@ -153,7 +191,11 @@ class PartitionedTable(faust.Table):
             wrote(key, None)
         old = self._partition_of.pop(key, None)
         if old is not None:
-            self._keys_of[old].discard(key)
+            self._keys_of.get(old, set()).discard(key)
+
+
+def meta_key(partition: int, name: str) -> str:
+    return f"{META_PREFIX}{name}:{partition}"
 
 
 def partitioned_table(app: faust.App, name: str, partitions: int, help: str,
@@ -170,14 +212,15 @@ def partitioned_table(app: faust.App, name: str, partitions: int, help: str,
     return app.tables.add(table)  # type: ignore[return-value]
 
 
-async def durable() -> None:
-    """Every table write made so far is in its changelog (the broker acknowledged it).
+async def durable(*only: PartitionedTable) -> None:
+    """Every table write made so far (to ``only`` those tables, if named) is in its
+    changelog (the broker acknowledged it).
 
     Await this before the offsets of the events that caused the writes are
     acknowledged: that is the commit invariant (docs/state.md).
     """
     try:
-        for table in _tables:
+        for table in only or _tables:
             await table.durable()
     except asyncio.CancelledError:
         raise

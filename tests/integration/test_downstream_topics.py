@@ -94,14 +94,18 @@ def test_state_and_snapshot_topics_agree_with_backlog(ns: Namespace, workdir: Pa
 
         # Batched table writes name their partition: every incident's changelog record
         # must sit in the partition its events come from (Kafka's murmur2 of the id), and
-        # every window bucket in the partition named by its key, or a rebalance would
-        # restore them on the wrong worker.
+        # every window bucket and partition watermark in the partition named by its key,
+        # or a rebalance would restore them on the wrong worker.
         incidents_log = consume_all(ns.bootstrap, f"{ns.name}-incidents-changelog", 10**6,
                                     timeout=5)
         ids = [orjson.loads(r.key) for r in incidents_log]  # Faust's table keys are JSON
         assert set(ids) >= {d["incident_id"] for d in docs}
+        marks = {(i, r.partition) for i, r in zip(ids, incidents_log, strict=True)
+                 if i.startswith("\x00wm:")}
+        assert marks == {(f"\x00wm:{p}", p) for p in range(4)}  # every partition had calls
         misplaced = [(i, r.partition) for i, r in zip(ids, incidents_log, strict=True)
-                     if (murmur2(i.encode()) & 0x7FFFFFFF) % 4 != r.partition]
+                     if not i.startswith("\x00") and
+                     (murmur2(i.encode()) & 0x7FFFFFFF) % 4 != r.partition]
         assert misplaced == []
         minutes_log = consume_all(ns.bootstrap, f"{ns.name}-demand-minutes-changelog", 10**6,
                                   timeout=5)

@@ -110,26 +110,28 @@ def accepted(workers: list[Worker]) -> float:
     return sum(w.metric_sum("demand_events_total", outcome="accepted") for w in workers)
 
 
-def settle(workers: list[Worker], want: dict[str, str]) -> None:
+def settle(workers: list[Worker], want: dict[str, str], hours: int = 24) -> None:
     for w in workers:
         wait_true(f"worker {w.port} answers force-wide with the export's open incidents",
                   lambda w=w: force_wide(w, want), timeout=180, interval=2)
     # The demand windows too: every worker gives the export's hourly counts for the last
-    # day, for the whole force.
+    # ``hours`` (a day by default), for the whole force; complete for the last day (older
+    # hours lack the week before them, kept a week and a day).
     incs = recompute()
     last_hour = int(max(i["call"] for i in incs.values()) // 3600 * 3600)
-    for h in range(last_hour - 23 * 3600, last_hour + 3600, 3600):
+    for h in range(last_hour - (hours - 1) * 3600, last_hour + 3600, 3600):
         want_h: dict[str, dict[str, int]] = {}
         for i in incs.values():
             if h <= i["call"] < h + 3600:
                 row = want_h.setdefault(i["grade"], {})
                 row[i["channel"]] = row.get(i["channel"], 0) + 1
+        whole = h > last_hour - 24 * 3600
         for w in workers:
-            def hour(w: Worker = w, h: int = h, want_h: Any = want_h) -> Any:
+            def hour(w: Worker = w, h: int = h, want_h: Any = want_h, whole: bool = whole) -> Any:
                 got = httpx.get(f"{w.url}/demand", params={"window": "1h", "at": iso(h)},
                                 timeout=30).json()
-                return (got["current"], got["complete"]) == (want_h, True) or \
-                    (w.port, iso(h), got["current"], got["complete"])
+                return (got.get("current"), got.get("complete") or not whole) == \
+                    (want_h, True) or (w.port, iso(h), got.get("current"), got.get("complete"))
             wait_true(f"worker {w.port}: the export's demand in the hour from {iso(h)}",
                       hour, timeout=60, interval=1)
 
