@@ -133,8 +133,11 @@ class PartitionState:
         if ev.event_type == "created":
             self._advance(ev.at)
         if folded.after is None:
-            if before is not None:  # forgotten here, not by the clock: the same either way
-                self.pending[ev.incident_id] = None
+            # Met an incident due to be forgotten: the clock drops it (its due index has
+            # it), not this batch. A drop by the clock is decided on the watermark as
+            # written, so it is never in the log ahead of that watermark; one made here
+            # could be, and a creation read again after a crash would then find nothing
+            # and begin the incident anew (docs/state.md#one-batch-across-two-tables).
             return
         if folded.outcome == "late":
             return

@@ -38,6 +38,8 @@ STATUS_OF = {
     "closed": "closed",
     "reopened": "awaiting_dispatch",
 }
+# The key under which a state keeps the forget horizon it was last folded at.
+HORIZON = "horizon"
 OPEN_STATUSES = ("awaiting_dispatch", "dispatched", "on_scene", "scheduled", "with_team")
 
 
@@ -132,12 +134,27 @@ def fold_event(state: State | None, ev: Event, horizon: float | None,
     event's place is treated as forgotten whether or not the clock's pass has run,
     so the same log gives the same states however it is chunked, redelivered or
     timed (docs/topics.md#forgetting-closed-incidents).
+
+    A state keeps the horizon it was folded at (``HORIZON``), and an event meets
+    at least that one. In one pass the partition's horizon only grows, so this
+    changes nothing; after a crash the partition's watermark may be restored from
+    a little earlier in the log than a state written in the same batch (it is
+    written after the batch's states, docs/state.md), and an event read again must
+    still meet that state where it left it: a creation read again for an incident
+    forgotten and then reopened stays a late echo, not a phantom.
     """
+    horizon = _later(horizon, state.get(HORIZON) if state else None)
     before = None if due_to_forget(state, horizon) else state
     if forgotten(before, ev.at, horizon):
         return Folded(before, before, "late")
     after, duplicate = apply_once(before, ev, remember)
+    if not duplicate and horizon is not None:
+        after[HORIZON] = horizon
     return Folded(before, after, "duplicate" if duplicate else "accepted")
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def apply_once(state: State | None, ev: Event, remember: int) -> tuple[State, bool]:
