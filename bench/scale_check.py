@@ -57,31 +57,32 @@ def run(scenario: str, bootstrap: str, root: Path, files: list[Path],
     replay = subprocess.Popen([sys.executable, "-m", "pipeline", "replay", *map(str, files),
                                "--mapping", mapping, "--quiet"], env=ns.env(), cwd=workdir,
                               stdout=subprocess.DEVNULL)
-    if outage:  # the whole log first, then two workers catching up on it
+    try:
+        if outage:  # the whole log first, then two workers catching up on it
+            assert replay.wait(timeout=600) == 0
+            workers = [Worker(ns, workdir, **env).start() for _ in range(first)]
+        if scenario in ("two-kill", "three-kill", "two-join", "two-outage"):
+            wait_for("the replay under way", lambda: _events(workers) > 6000, timeout=180,
+                     interval=0.5)
+            if scenario.endswith("-kill"):
+                workers[1].stop(signal.SIGKILL)
+                workers[1] = Worker(ns, workdir, **env).start()
+            elif outage:
+                script = str(Path(__file__).resolve().parent.parent / "deploy/kafka/kafka.sh")
+                broker_env = {k: v for k, v in os.environ.items()
+                              if k != "DEMANDFLOW_BOOTSTRAP_SERVERS"}  # else it leaves it alone
+                subprocess.run([script, "stop"], check=True, timeout=120, env=broker_env)
+                time.sleep(30)
+                subprocess.run([script, "start"], check=True, timeout=300, env=broker_env)
+                print(f"{scenario}: broker stopped for 30 s and started again", flush=True)
+            else:
+                workers.append(Worker(ns, workdir, **env).start())
         assert replay.wait(timeout=600) == 0
-        workers = [Worker(ns, workdir, **env).start() for _ in range(first)]
-    if scenario in ("two-kill", "three-kill", "two-join", "two-outage"):
-        wait_for("the replay under way", lambda: _events(workers) > 6000, timeout=180,
-                 interval=0.5)
-        if scenario.endswith("-kill"):
-            workers[1].stop(signal.SIGKILL)
-            workers[1] = Worker(ns, workdir, **env).start()
-        elif outage:
-            script = str(Path(__file__).resolve().parent.parent / "deploy/kafka/kafka.sh")
-            broker_env = {k: v for k, v in os.environ.items()
-                          if k != "DEMANDFLOW_BOOTSTRAP_SERVERS"}  # else it leaves it alone
-            subprocess.run([script, "stop"], check=True, timeout=120, env=broker_env)
-            time.sleep(30)
-            subprocess.run([script, "start"], check=True, timeout=300, env=broker_env)
-            print(f"{scenario}: broker stopped for 30 s and started again", flush=True)
-        else:
-            workers.append(Worker(ns, workdir, **env).start())
-    assert replay.wait(timeout=600) == 0
-    _settle(workers)
-    state = _state(workers, ns)
-    for w in workers:
-        w.stop()
-    return state
+        _settle(workers)
+        return _state(workers, ns)
+    finally:  # also when the run fails: no worker left behind
+        for w in workers:
+            w.stop()
 
 
 def _events(workers: list[Worker]) -> float:
@@ -109,9 +110,14 @@ def _state(workers: list[Worker], ns: BenchNamespace) -> dict[str, Any]:
     hour = int(end // 3600 * 3600)
     windows = {}
     for h in range(hour - 7 * 86400 + 3600, hour + 3600, 3600):
-        got = httpx.get(f"{workers[0].url}/demand", params={"window": "1h", "at": iso(h)},
-                        timeout=60).json()
-        windows[h] = (got["current"], got["complete"])
+        for _ in range(30):  # a refusal (e.g. a rebalance in progress) is waited out
+            got = httpx.get(f"{workers[0].url}/demand", params={"window": "1h", "at": iso(h)},
+                            timeout=60).json()
+            if "current" in got:
+                break
+            print(f"  /demand at {iso(h)} (as of {iso(end)}): {got}", flush=True)
+            time.sleep(2)
+        windows[h] = (got.get("current"), got.get("complete"))
     counters: dict[Any, float] = {}
     for w in workers:
         for (name, labels), v in w.metrics().items():
@@ -170,11 +176,13 @@ def main() -> None:
     if args.reopen_stays_open:
         from tests.integration.test_scale_out import mapping_file
         mapping = str(mapping_file(root.resolve()))
-    results = [(s, run(s, bootstrap, root, args.files, mapping)) for s in args.scenarios]
-    base_name, base = results[0]
-    print(f"baseline: {base_name}")
-    for name, got in results[1:]:
-        compare(name, got, base, killed=name.endswith("-kill"))
+    base_name, base = args.scenarios[0], run(args.scenarios[0], bootstrap, root, args.files,
+                                             mapping)
+    print(f"baseline: {base_name}: open {len(base['open'][0])}, alert transitions "
+          f"{len(base['alerts'])}", flush=True)
+    for name in args.scenarios[1:]:  # each compared as soon as it ends
+        compare(name, run(name, bootstrap, root, args.files, mapping), base,
+                killed=name.endswith("-kill"))
 
 
 if __name__ == "__main__":
