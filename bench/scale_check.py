@@ -46,7 +46,8 @@ COUNTERS = ("demand_incidents_received_total", "demand_response_seconds_count",
 
 
 def run(scenario: str, bootstrap: str, root: Path, files: list[Path],
-        mapping: str) -> dict[str, Any]:
+        mapping: str, until: float | None = None) -> dict[str, Any]:
+    """One scenario's end state; ``until``: the stream time (the baseline's) to wait for."""
     ns = BenchNamespace(bootstrap)
     workdir = root / f"{scenario}-{ns.name}"
     workdir.mkdir(parents=True)
@@ -78,7 +79,7 @@ def run(scenario: str, bootstrap: str, root: Path, files: list[Path],
             else:
                 workers.append(Worker(ns, workdir, **env).start())
         assert replay.wait(timeout=600) == 0
-        _settle(workers)
+        _settle(workers, until)
         return _state(workers, ns)
     finally:  # also when the run fails: no worker left behind
         for w in workers:
@@ -89,8 +90,13 @@ def _events(workers: list[Worker]) -> float:
     return sum(w.metric_sum("demand_events_total") for w in workers if w.proc.poll() is None)
 
 
-def _settle(workers: list[Worker]) -> None:
-    """Wait until nothing moves for 10 s and the alert frontier stops too."""
+def _settle(workers: list[Worker], until: float | None) -> None:
+    """Wait for the force-wide stream time to reach ``until`` (after a broker restart the
+    workers can sit still for tens of seconds before they catch up: quiet is not done),
+    then until nothing moves for 10 s and the alert frontier stops too."""
+    if until is not None:
+        wait_for("the workers caught up", lambda: _stream_now(workers[0]) >= until,
+                 timeout=600, interval=2)
     last, same = None, 0
     while same < 10:
         now = (_events(workers), tuple(
@@ -100,13 +106,18 @@ def _settle(workers: list[Worker]) -> None:
         time.sleep(1)
 
 
+def _stream_now(worker: Worker) -> float:
+    """The force-wide stream time (every partition's watermark), as /demand answers it."""
+    return parse_time(httpx.get(f"{worker.url}/demand", timeout=60).json()["as_of"])
+
+
 def _state(workers: list[Worker], ns: BenchNamespace) -> dict[str, Any]:
     opens, completes = [], []
     for w in workers:
         got = httpx.get(f"{w.url}/incidents/oldest", params={"limit": 1000}, timeout=60).json()
         opens.append({r["incident_id"]: r["status"] for r in got["incidents"]})
         completes.append(got["complete"])
-    end = parse_time(httpx.get(f"{workers[0].url}/backlog", timeout=60).json()["as_of"])
+    end = _stream_now(workers[0])
     hour = int(end // 3600 * 3600)
     windows = {}
     for h in range(hour - 7 * 86400 + 3600, hour + 3600, 3600):
@@ -128,7 +139,7 @@ def _state(workers: list[Worker], ns: BenchNamespace) -> dict[str, Any]:
                         consume_all(ns.bootstrap, ns.topic("demand.alerts.v1"), 10**6,
                                     timeout=10, **kafka(ns.bootstrap)))}
     return {"open": opens, "complete": completes, "windows": windows, "counters": counters,
-            "alerts": alerts}
+            "alerts": alerts, "end": end}
 
 
 def compare(name: str, got: dict[str, Any], base: dict[str, Any], killed: bool) -> None:
@@ -181,7 +192,7 @@ def main() -> None:
     print(f"baseline: {base_name}: open {len(base['open'][0])}, alert transitions "
           f"{len(base['alerts'])}", flush=True)
     for name in args.scenarios[1:]:  # each compared as soon as it ends
-        compare(name, run(name, bootstrap, root, args.files, mapping), base,
+        compare(name, run(name, bootstrap, root, args.files, mapping, base["end"]), base,
                 killed=name.endswith("-kill"))
 
 
