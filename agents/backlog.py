@@ -127,8 +127,7 @@ class PartitionState:
         again after a crash (agents.windows)."""
         before = self.current(ev.incident_id)
         watermark = self.watermark()
-        horizon = None if watermark is None else watermark - settings.closed_retention_s
-        folded = fold_event(before, ev, horizon, settings.dedup_per_incident)
+        folded = fold_event(before, ev, horizon_of(watermark), settings.dedup_per_incident)
         metrics.count_event(ev.event_type, folded.outcome)
         if ev.event_type == "created":
             self._advance(ev.at)
@@ -168,8 +167,7 @@ class PartitionState:
     def forget_horizon(self) -> float | None:
         """Closed incidents quiet since before this event time are forgotten (None: no data
         yet): the partition's watermark, this batch's included, less the retention."""
-        wm = self.watermark()
-        return None if wm is None else wm - settings.closed_retention_s
+        return horizon_of(self.watermark())
 
     def replace(self, incident_id: str, state: State | None) -> None:
         """Write (or, with None, delete) an incident now, superseding anything pending."""
@@ -203,6 +201,12 @@ class PartitionState:
         if self._watermark is not None:
             incidents.put_meta(self.partition, "wm", self._watermark)
             self._watermark = None
+
+
+def horizon_of(watermark: float | None) -> float | None:
+    """The forget horizon at ``watermark``: closed incidents quiet since before it are
+    forgotten (docs/topics.md#forgetting-closed-incidents)."""
+    return None if watermark is None else watermark - settings.closed_retention_s
 
 
 def _fault_due(held: list[PartitionState]) -> bool:
